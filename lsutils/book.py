@@ -1,0 +1,109 @@
+"""The book's single source of truth for where the repository lives.
+
+``book/_config.yml`` holds one ``repository.url`` (and ``branch``). Every
+notebook opens with a Colab badge (a cell tagged ``colab-badge``) and an install
+cell guarded by ``google.colab`` (tagged ``colab-install``); both are generated
+from that URL by :func:`sync_notebook_links` (``python -m lsutils links``), and
+a test keeps the committed notebooks in sync with it.
+
+The badge is an inline SVG (a ``data:`` URI), so the rendered site requests
+nothing from another host.
+
+Example:
+    >>> from lsutils.book import colab_url
+    >>> colab_url("02_train_pinns.ipynb")
+    'https://colab.research.google.com/github/<owner>/<repo>/blob/main/notebooks/02_train_pinns.ipynb'
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import yaml
+
+from .config import repo_root
+
+__all__ = ["repository", "colab_url", "badge_markdown", "install_source", "sync_notebook_links"]
+
+_BADGE_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="117" height="20" role="img">'
+    '<rect rx="3" width="117" height="20" fill="#555"/>'
+    '<rect rx="3" x="34" width="83" height="20" fill="#f9ab00"/>'
+    '<rect x="34" width="4" height="20" fill="#f9ab00"/>'
+    '<g fill="#fff" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11">'
+    '<text x="6" y="14">Open</text><text x="40" y="14" fill="#222">in Colab</text></g></svg>'
+)
+
+
+def repository(config: Path | None = None) -> tuple[str, str]:
+    """``(url, branch)`` from ``book/_config.yml``."""
+    config = repo_root() / "book" / "_config.yml" if config is None else config
+    repo = (yaml.safe_load(config.read_text()) or {}).get("repository") or {}
+    url = str(repo.get("url", "")).rstrip("/")
+    if not url.startswith("https://github.com/"):
+        raise ValueError(f"repository.url in {config} = {url!r}; allowed: https://github.com/<owner>/<repo>")
+    return url, str(repo.get("branch", "main"))
+
+
+def colab_url(notebook: str, config: Path | None = None) -> str:
+    """The Colab address that opens ``notebooks/<notebook>`` from the repository."""
+    url, branch = repository(config)
+    return url.replace("https://github.com/", "https://colab.research.google.com/github/") + \
+        f"/blob/{branch}/notebooks/{notebook}"
+
+
+def badge_markdown(notebook: str, config: Path | None = None) -> str:
+    """The badge cell's Markdown: an inline-SVG 'Open in Colab' link."""
+    svg = base64.b64encode(_BADGE_SVG.encode()).decode()
+    return (f'<a href="{colab_url(notebook, config)}" target="_blank">'
+            f'<img alt="Open in Colab" src="data:image/svg+xml;base64,{svg}"/></a>')
+
+
+def install_source(config: Path | None = None) -> str:
+    """The install cell: on Colab, install this repository's ``lsutils`` (GPU torch stays)."""
+    url, branch = repository(config)
+    return (
+        "# On Colab, install the book's library (Colab's own torch is kept); elsewhere do nothing.\n"
+        "import subprocess, sys\n"
+        "if \"google.colab\" in sys.modules:\n"
+        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\",\n"
+        f"                    \"lsutils @ git+{url}@{branch}\"], check=True)"
+    )
+
+
+def sync_notebook_links(notebooks: list[Path] | None = None, *, check: bool = False,
+                        config: Path | None = None) -> list[Path]:
+    """Rewrite the badge and install cells of every notebook from ``_config.yml``.
+
+    Args:
+        notebooks: the notebooks (default: ``notebooks/NN_*.ipynb``).
+        check: report what is out of sync without writing.
+
+    Returns:
+        The notebooks that were (or, with ``check``, would be) changed.
+
+    Raises:
+        ValueError: a notebook lacks a cell tagged ``colab-badge`` or ``colab-install``.
+    """
+    if notebooks is None:
+        notebooks = sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    changed = []
+    install = install_source(config)
+    for path in notebooks:
+        nb = json.loads(path.read_text())
+        want = {"colab-badge": badge_markdown(path.name, config), "colab-install": install}
+        dirty = False
+        for tag, text in want.items():
+            cells = [c for c in nb["cells"] if tag in c.get("metadata", {}).get("tags", [])]
+            if len(cells) != 1:
+                raise ValueError(f"{path.name}: expected one cell tagged {tag!r}, found {len(cells)}")
+            if "".join(cells[0]["source"]) != text:
+                cells[0]["source"] = text.splitlines(keepends=True)
+                dirty = True
+        if dirty:
+            changed.append(path)
+            if not check:
+                path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return changed

@@ -1,0 +1,254 @@
+"""Profiles and data paths.
+
+A *profile* fixes the scale of every notebook in the book: ``smoke`` (the test
+suite, minutes on 2 CPU cores), ``quick`` (real results on a laptop CPU) and
+``full`` (paper scale on one GPU). Each lives in
+``notebooks/profiles/<name>.yaml``::
+
+    seed: 0                  # global seed, combined with per-run seeds
+    device: auto             # auto | cpu | cuda | mps
+    gpu_sized: false         # warn when this profile runs on a CPU
+    notebooks:
+      02_train_pinns:        # one section per notebook, its parameters
+        betas: [1, 30]
+        ...
+
+Loading validates everything before any work starts: an unknown profile, an
+unknown key or a value out of range raises :class:`ProfileError` naming the key
+and the values it accepts.
+
+Example:
+    >>> from lsutils.config import load_profile
+    >>> p = load_profile("smoke")
+    >>> p.notebook_params("02_train_pinns")["betas"]
+    [1.0, 30.0]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+__all__ = [
+    "ProfileError",
+    "Profile",
+    "PinnSweepParams",
+    "NOTEBOOK_SCHEMAS",
+    "PROFILE_NAMES",
+    "repo_root",
+    "profiles_dir",
+    "data_root",
+    "load_profile",
+]
+
+PROFILE_NAMES = ("smoke", "quick", "full")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ProfileError(ValueError):
+    """A profile that does not exist or does not validate."""
+
+
+def _spec(default: Any, *, lo: float | None = None, hi: float | None = None,
+          lo_open: bool = False, choices: tuple | None = None, doc: str = "") -> Any:
+    """A dataclass field carrying its allowed range (``lo``/``hi``) or ``choices``."""
+    meta = {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "doc": doc}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class PinnSweepParams:
+    """Parameters of ``02_train_pinns``: the convection sweep of Krishnapriyan et al. 2021."""
+
+    betas: list = _spec([1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0], lo=0.0, lo_open=True,
+                        doc="convection coefficients beta")
+    seeds: list = _spec([0, 1], lo=0, doc="training seeds per beta")
+    n_collocation: int = _spec(1000, lo=1, doc="interior collocation points")
+    n_initial: int = _spec(256, lo=1, doc="points on u(x, 0) = sin x")
+    n_boundary: int = _spec(100, lo=1, doc="time points on the periodic boundary")
+    width: int = _spec(50, lo=1, doc="hidden width of the tanh MLP")
+    depth: int = _spec(4, lo=1, doc="hidden layers of the tanh MLP")
+    adam_steps: int = _spec(1000, lo=0, doc="Adam steps before L-BFGS")
+    adam_lr: float = _spec(1e-3, lo=0.0, lo_open=True, doc="Adam learning rate")
+    lbfgs_steps: int = _spec(500, lo=0, doc="L-BFGS iterations (strong Wolfe)")
+    low_beta: float = _spec(1.0, lo=0.0, lo_open=True, doc="beta shown as the success case")
+    high_beta: float = _spec(30.0, lo=0.0, lo_open=True, doc="beta shown as the failure case")
+
+    def __post_init__(self) -> None:
+        for key in ("low_beta", "high_beta"):
+            if getattr(self, key) not in self.betas:
+                raise ProfileError(f"{key} = {getattr(self, key)!r} must be one of betas: {self.betas}")
+
+
+#: notebook stem -> dataclass of its parameters. A later chapter adds its own here.
+NOTEBOOK_SCHEMAS: dict[str, type] = {
+    "02_train_pinns": PinnSweepParams,
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated profile: global settings plus one parameter set per notebook.
+
+    Attributes:
+        name: ``smoke``, ``quick`` or ``full``.
+        seed: the global seed; notebooks derive their run seeds from it.
+        device: ``auto`` picks CUDA, then MPS, then the CPU.
+        gpu_sized: whether this profile is meant for a GPU (a warning on CPU).
+        description: one line shown by the pipeline.
+        notebooks: notebook stem -> its validated parameters.
+    """
+
+    name: str
+    seed: int = 0
+    device: str = "auto"
+    gpu_sized: bool = False
+    description: str = ""
+    notebooks: Mapping[str, Any] = field(default_factory=dict)
+
+    def notebook_params(self, stem: str) -> dict[str, Any]:
+        """Everything papermill injects into notebook ``stem``.
+
+        The global keys (``profile``, ``seed``, ``device``, ``gpu_sized``) come
+        first, then the notebook's own section (empty for a notebook without one).
+        """
+        out: dict[str, Any] = {"profile": self.name, "seed": self.seed, "device": self.device,
+                               "gpu_sized": self.gpu_sized}
+        section = self.notebooks.get(stem)
+        if section is not None:
+            out.update(dataclasses.asdict(section))
+        return out
+
+
+def repo_root() -> Path:
+    """The checkout that holds this package (the folder with ``pyproject.toml``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def profiles_dir() -> Path:
+    """``notebooks/profiles`` of the checkout, or ``LSUTILS_PROFILES`` when set."""
+    env = os.environ.get("LSUTILS_PROFILES")
+    return Path(env) if env else repo_root() / "notebooks" / "profiles"
+
+
+def data_root() -> Path:
+    """Where downloads (``raw/``) and run artifacts (``runs/``) live.
+
+    ``LSUTILS_DATA`` wins; otherwise ``<repo>/data`` in a checkout, or ``./data``
+    for an installed package (Colab).
+    """
+    env = os.environ.get("LSUTILS_DATA")
+    if env:
+        return Path(env).expanduser().resolve()
+    root = repo_root()
+    if (root / "pyproject.toml").exists():
+        return root / "data"
+    return Path.cwd() / "data"
+
+
+def _check_value(where: str, value: Any, f: dataclasses.Field) -> Any:
+    meta = f.metadata
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if isinstance(default, list):
+        if not isinstance(value, list) or not value:
+            raise ProfileError(f"{where}: expected a non-empty list, got {value!r}")
+        kind = type(default[0])
+        return [_check_scalar(f"{where}[{i}]", v, kind, meta) for i, v in enumerate(value)]
+    return _check_scalar(where, value, type(default), meta)
+
+
+def _check_scalar(where: str, value: Any, kind: type, meta: Mapping[str, Any]) -> Any:
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ProfileError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if kind in (int, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is int and ok and float(value) != int(value):
+            ok = False
+        if not ok:
+            raise ProfileError(f"{where}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+        value = kind(value)
+        lo, hi = meta.get("lo"), meta.get("hi")
+        too_low = lo is not None and (value <= lo if meta.get("lo_open") else value < lo)
+        too_high = hi is not None and value > hi
+        if too_low or too_high:
+            left = "(" if meta.get("lo_open") else "["
+            rng = f"{left}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+            raise ProfileError(f"{where} = {value!r} is out of range; allowed: {rng}")
+        return value
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ProfileError(f"{where} = {value!r}; allowed: {', '.join(map(str, meta['choices']))}")
+    if not isinstance(value, kind):
+        raise ProfileError(f"{where}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{where}: expected a mapping of keys, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ProfileError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(fields)}")
+    try:
+        return cls(**{k: _check_value(f"{where}.{k}", v, fields[k]) for k, v in raw.items()})
+    except ProfileError as err:
+        if str(err).startswith(where):
+            raise
+        raise ProfileError(f"{where}.{err}") from None
+
+
+def load_profile(name: str, path: str | os.PathLike | None = None) -> Profile:
+    """Read and validate a profile.
+
+    Args:
+        name: the profile's name (``smoke``, ``quick``, ``full``, or any YAML
+            file stem in the profiles folder).
+        path: an explicit YAML file instead of ``profiles_dir()/<name>.yaml``.
+
+    Returns:
+        The frozen :class:`Profile`.
+
+    Raises:
+        ProfileError: unknown profile, unreadable YAML, unknown key, or a value
+            out of range; the message names the key and what it accepts.
+    """
+    file = Path(path) if path is not None else profiles_dir() / f"{name}.yaml"
+    if not file.is_file():
+        known = sorted(p.stem for p in profiles_dir().glob("*.yaml"))
+        raise ProfileError(f"unknown profile {name!r}; allowed: {', '.join(known) or '(none found)'}")
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ProfileError(f"profile {name!r}: {file} is not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ProfileError(f"profile {name!r}: expected a mapping at the top of {file}")
+    allowed = ("seed", "device", "gpu_sized", "description", "notebooks")
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise ProfileError(f"profile {name!r}: unknown key {unknown[0]!r}; allowed keys: {', '.join(allowed)}")
+    seed = _check_scalar(f"profile {name!r}: seed", raw.get("seed", 0), int, {"lo": 0})
+    device = raw.get("device", "auto")
+    if device not in DEVICES:
+        raise ProfileError(f"profile {name!r}: device = {device!r}; allowed: {', '.join(DEVICES)}")
+    gpu_sized = _check_scalar(f"profile {name!r}: gpu_sized", raw.get("gpu_sized", False), bool, {})
+    sections = raw.get("notebooks") or {}
+    if not isinstance(sections, dict):
+        raise ProfileError(f"profile {name!r}: notebooks must map notebook names to parameters")
+    notebooks = {}
+    for stem, section in sections.items():
+        if stem not in NOTEBOOK_SCHEMAS:
+            raise ProfileError(f"profile {name!r}: unknown notebook {stem!r}; allowed: {', '.join(NOTEBOOK_SCHEMAS)}")
+        notebooks[stem] = _build(NOTEBOOK_SCHEMAS[stem], section, f"profile {name!r}: notebooks.{stem}")
+    return Profile(name=name, seed=seed, device=device, gpu_sized=gpu_sized,
+                   description=str(raw.get("description", "")), notebooks=notebooks)

@@ -1,0 +1,116 @@
+r"""The one abstraction: an objective over parameters.
+
+Landscapes, Hessians, mode connectivity and topology see a model only as a
+deterministic function of its parameters,
+
+.. math:: L(\theta) = \frac{1}{N} \sum_{i=1}^{N} \ell(f_\theta(x_i), y_i),
+
+where :math:`\theta` is a ``dict[str, Tensor]`` (the point in weight space;
+buffers such as BatchNorm statistics are held fixed) and the data are fixed
+tensors on the objective's device. An :class:`Objective` provides
+
+- ``objective(params) -> Tensor``: the scalar loss, differentiable (twice) in params;
+- ``objective.batched(stacked) -> Tensor``: the losses of ``B`` points at once,
+  ``torch.func.vmap`` over parameters stacked on a leading axis, chunked;
+- ``objective.metrics(params) -> dict``: what the paper reports beside the loss
+  (accuracy for classifiers, relative L2 error for PINNs).
+
+The Hessian engine, the grid evaluator and curve fitting never know which
+concrete objective they hold.
+
+Example:
+    >>> obj = PinnObjective(model, ConvectionProblem(beta=1.0), points)
+    >>> obj(obj.params)                  # full loss at the trained weights
+    >>> obj.batched(stack_params([obj.params] * 4))   # four points in one call
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+__all__ = ["Params", "Objective", "detach_params", "stack_params", "unstack_params"]
+
+Params = dict[str, Tensor]
+
+
+def detach_params(module: nn.Module) -> Params:
+    """A module's parameters as a detached, cloned ``dict`` (the centre point)."""
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def stack_params(points: list[Mapping[str, Tensor]]) -> Params:
+    """Stack ``B`` parameter dicts into one dict of ``[B, ...]`` tensors."""
+    if not points:
+        raise ValueError("points must hold at least one parameter dict")
+    return {k: torch.stack([p[k] for p in points]) for k in points[0]}
+
+
+def unstack_params(stacked: Mapping[str, Tensor]) -> list[Params]:
+    """Inverse of :func:`stack_params`."""
+    n = next(iter(stacked.values())).shape[0]
+    return [{k: v[i] for k, v in stacked.items()} for i in range(n)]
+
+
+class Objective(ABC):
+    """A deterministic loss over a model's parameters (base class).
+
+    Subclasses implement :meth:`loss` (and usually :meth:`metrics`); they call
+    :meth:`forward` to run the model at given parameters, which keeps the
+    model's buffers fixed and the model in eval mode.
+
+    Args:
+        model: the network; its current parameters become :attr:`params`.
+        device: where the data and parameters live.
+        chunk_size: default number of points per vmapped call in :meth:`batched`.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu",
+                 chunk_size: int | None = 64) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.params: Params = detach_params(self.model)
+        self.buffers: dict[str, Tensor] = {k: v.detach() for k, v in self.model.named_buffers()}
+        self.chunk_size = chunk_size
+
+    # -- the interface -------------------------------------------------------------
+    @abstractmethod
+    def loss(self, params: Mapping[str, Tensor]) -> Tensor:
+        """The scalar full-data loss at ``params``."""
+
+    def metrics(self, params: Mapping[str, Tensor]) -> dict[str, float]:
+        """Metrics beside the loss; the base class reports the loss alone."""
+        with torch.no_grad():
+            return {"loss": float(self.loss(params))}
+
+    # -- shared machinery ----------------------------------------------------------
+    def __call__(self, params: Mapping[str, Tensor] | None = None) -> Tensor:
+        return self.loss(self.params if params is None else params)
+
+    def forward(self, params: Mapping[str, Tensor], *inputs: Tensor) -> Tensor:
+        """The model's output at ``params`` (buffers fixed)."""
+        return functional_call(self.model, ({**params}, self.buffers), inputs)
+
+    @property
+    def num_params(self) -> int:
+        """Number of scalar parameters."""
+        return sum(v.numel() for v in self.params.values())
+
+    def batched(self, stacked: Mapping[str, Tensor], chunk_size: int | None = None) -> Tensor:
+        """Losses at ``B`` parameter points stacked on a leading axis, shape ``[B]``.
+
+        Uses ``torch.func.vmap`` over the points, ``chunk_size`` points at a time
+        (``None``: all at once), so the data are read once per chunk.
+        """
+        chunk = self.chunk_size if chunk_size is None else chunk_size
+        return vmap(self.loss, chunk_size=chunk)(dict(stacked))
+
+    def state(self, params: Mapping[str, Tensor] | None = None) -> dict[str, Any]:
+        """A model ``state_dict`` (parameters at ``params`` plus buffers) for saving."""
+        p = self.params if params is None else params
+        return {**{k: v.detach().cpu() for k, v in p.items()},
+                **{k: v.detach().cpu() for k, v in self.buffers.items()}}

@@ -1,0 +1,198 @@
+"""Run the book's notebooks in order for a profile, then build the site.
+
+``python -m lsutils run --profile quick`` executes ``notebooks/NN_*.ipynb`` in
+order with papermill, injecting the profile's parameters, writes each executed
+notebook into ``book/notebooks/`` (only once it has finished: a failed run never
+replaces a good page), and builds the Jupyter Book. It stops at the first
+failing notebook and prints its name, the cell and the error.
+
+Notebooks are restartable on their own (train-or-load, resumable grids), so a
+second run reuses what the first one finished; ``--force`` deletes the selected
+notebooks' artifacts first.
+
+Example:
+    >>> from lsutils.pipeline import run_pipeline
+    >>> run_pipeline("smoke", only=["02"], build=False)
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from . import artifacts
+from .config import Profile, data_root, load_profile, repo_root
+
+__all__ = ["NotebookFailed", "BookBuildError", "discover_notebooks", "select_notebooks",
+           "run_notebook", "run_pipeline", "build_book", "sweep_partial_files"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the message names it, the cell and the error."""
+
+
+class BookBuildError(RuntimeError):
+    """Jupyter Book could not build the site."""
+
+
+def discover_notebooks(folder: Path | None = None) -> list[Path]:
+    """The book's notebooks, ``NN_name.ipynb``, in order (default: ``notebooks/``)."""
+    folder = repo_root() / "notebooks" if folder is None else Path(folder)
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] | None = None,
+                     start: str | None = None) -> list[Path]:
+    """Filter by ``only`` (numbers or stems) and ``start`` (run from this one on).
+
+    Raises:
+        ValueError: a selector that matches no notebook (the message lists them).
+    """
+    def matches(nb: Path, key: str) -> bool:
+        return nb.stem == key or nb.stem[:2] == key.zfill(2)
+
+    known = ", ".join(nb.stem for nb in notebooks) or "(none)"
+    out = list(notebooks)
+    if start is not None:
+        idx = [i for i, nb in enumerate(out) if matches(nb, start)]
+        if not idx:
+            raise ValueError(f"--from {start!r} matches no notebook; allowed: {known}")
+        out = out[idx[0]:]
+    if only:
+        for key in only:
+            if not any(matches(nb, key) for nb in notebooks):
+                raise ValueError(f"--only {key!r} matches no notebook; allowed: {known}")
+        out = [nb for nb in out if any(matches(nb, k) for k in only)]
+    return out
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    seconds: float
+    output: Path
+
+
+def sweep_partial_files(root: Path) -> int:
+    """Delete temporary files an interrupted atomic write left under ``root``."""
+    n = 0
+    if root.exists():
+        for tmp in root.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def _failure_message(nb: Path, err: Exception, failed_copy: Path) -> str:
+    cell = getattr(err, "exec_count", None)
+    ename, evalue = getattr(err, "ename", type(err).__name__), getattr(err, "evalue", str(err))
+    source = getattr(err, "source", "") or ""
+    first = next((ln for ln in source.splitlines() if ln.strip() and not ln.startswith("#")), "")
+    where = f"cell [{cell}]" if cell is not None else "a cell"
+    lines = [f"notebook {nb.name} failed in {where}: {ename}: {_ANSI.sub('', str(evalue))}"]
+    if first:
+        lines.append(f"  the cell starts: {first.strip()[:120]}")
+    lines.append(f"  the executed notebook is kept at {failed_copy}")
+    return "\n".join(lines)
+
+
+def run_notebook(nb: Path, profile: Profile, book_dir: Path, *, progress: bool = False) -> NotebookResult:
+    """Execute one notebook with the profile's parameters into ``book_dir/notebooks``.
+
+    Raises:
+        NotebookFailed: the notebook raised (the executed copy is kept in a
+            temporary folder, never in the book).
+    """
+    import papermill as pm
+
+    params = profile.notebook_params(nb.stem)
+    dest = book_dir / "notebooks" / nb.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"lsutils-{nb.stem}-"))
+    tmp_out = work / nb.name
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(nb), str(tmp_out), parameters=params, kernel_name="python3",
+                            progress_bar=progress, cwd=str(nb.parent), start_timeout=120)
+    except Exception as err:  # papermill wraps kernel errors; keep every detail
+        raise NotebookFailed(_failure_message(nb, err, tmp_out)) from None
+    finally:
+        sweep_partial_files(data_root() / "runs" / profile.name)
+    shutil.move(str(tmp_out), dest)
+    shutil.rmtree(work, ignore_errors=True)
+    return NotebookResult(nb.stem, time.perf_counter() - start, dest)
+
+
+def _mathjax_source() -> Path:
+    return repo_root() / "node_modules" / "mathjax" / "es5"
+
+
+def build_book(book_dir: Path | None = None, *, out: TextIO = sys.stdout) -> Path:
+    """Build the Jupyter Book at ``book_dir`` with MathJax served from the site itself.
+
+    MathJax 3 (``node_modules/mathjax/es5``, from ``npm ci``) is copied to
+    ``<book>/_extra/mathjax`` and published at the site's root, so the built
+    pages load nothing from another host.
+
+    Returns:
+        The path of the built ``index.html``.
+    """
+    book_dir = repo_root() / "book" if book_dir is None else Path(book_dir)
+    src = _mathjax_source()
+    if not (src / "tex-chtml.js").is_file():
+        raise BookBuildError(f"MathJax is missing at {src}: run `npm ci` in {repo_root()} "
+                             "(`make book` does it)")
+    dst = book_dir / "_extra" / "mathjax"
+    if not (dst / "tex-chtml.js").is_file():
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst)
+    exe = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book_dir), "--path-output",
+           str(book_dir)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+        raise BookBuildError(f"jupyter-book build failed:\n{tail}")
+    index = book_dir / "_build" / "html" / "index.html"
+    print(f"book built in {time.perf_counter() - start:.1f} s: {index}", file=out)
+    return index
+
+
+def run_pipeline(profile_name: str, *, only: Sequence[str] | None = None, start: str | None = None,
+                 force: bool = False, build: bool = True, book_dir: Path | None = None,
+                 notebooks_dir: Path | None = None, progress: bool = False,
+                 out: TextIO = sys.stdout) -> list[NotebookResult]:
+    """Validate the profile, run the selected notebooks in order, then build the book.
+
+    Raises:
+        ProfileError: the profile does not exist or does not validate (before any work).
+        ValueError: ``only``/``start`` match no notebook.
+        NotebookFailed: the first notebook that raised.
+        BookBuildError: the site did not build.
+    """
+    profile = load_profile(profile_name)
+    book_dir = repo_root() / "book" if book_dir is None else Path(book_dir)
+    selected = select_notebooks(discover_notebooks(notebooks_dir), only, start)
+    print(f"profile {profile.name}: {profile.description}".rstrip(": "), file=out)
+    stage_of = {nb: stage for stage, nb in artifacts.STAGES.items()}
+    results = []
+    for i, nb in enumerate(selected, 1):
+        if force and nb.stem in stage_of:
+            shutil.rmtree(artifacts.stage_dir(profile.name, stage_of[nb.stem]), ignore_errors=True)
+        print(f"[{i}/{len(selected)}] {nb.stem} ...", file=out, flush=True)
+        res = run_notebook(nb, profile, book_dir, progress=progress)
+        print(f"[{i}/{len(selected)}] {nb.stem} done in {res.seconds:.1f} s", file=out, flush=True)
+        results.append(res)
+    if build:
+        build_book(book_dir, out=out)
+    return results

@@ -1,0 +1,140 @@
+"""Reproducibility: seeds, the device, and a record of the environment.
+
+The same profile and seed give the same numbers on the same machine: every
+notebook calls :func:`seed_everything` in its Setup section and every artifact
+carries :func:`environment_record` in its sidecar.
+
+Example:
+    >>> from lsutils.repro import seed_everything, choose_device
+    >>> seed_everything(0)
+    >>> device = choose_device("cpu")
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import random
+import subprocess
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import DEVICES, repo_root
+
+__all__ = ["seed_everything", "worker_init_fn", "choose_device", "CPUWarning",
+           "environment_record", "git_commit"]
+
+
+class CPUWarning(UserWarning):
+    """A GPU-sized profile is running on a CPU."""
+
+
+def seed_everything(seed: int, *, deterministic: bool = True) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and all GPUs).
+
+    Args:
+        seed: a non-negative integer.
+        deterministic: also ask torch for deterministic kernels (cuDNN
+            benchmark off, deterministic algorithms where they exist).
+
+    Returns:
+        A ``torch.Generator`` seeded with ``seed``, for DataLoaders and sampling
+        that should not depend on the global state.
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """Seed a DataLoader worker from torch's per-worker seed (NumPy and random)."""
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)
+    random.seed(s)
+
+
+def choose_device(request: str = "auto", *, gpu_sized: bool = False) -> torch.device:
+    """Pick the device for a profile.
+
+    Args:
+        request: ``auto`` (CUDA, then Apple MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
+        gpu_sized: the profile is meant for a GPU; running it on the CPU warns
+            with the expected cost.
+
+    Returns:
+        The ``torch.device``.
+
+    Raises:
+        ValueError: ``request`` is not one of the allowed names, or names an
+            accelerator this machine does not have.
+    """
+    if request not in DEVICES:
+        raise ValueError(f"device = {request!r}; allowed: {', '.join(DEVICES)}")
+    if request == "auto":
+        if torch.cuda.is_available():
+            request = "cuda"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            request = "mps"
+        else:
+            request = "cpu"
+    if request == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device = 'cuda' but no CUDA GPU is visible; use device: auto or cpu")
+    if request == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device = 'mps' but Apple MPS is not available; use device: auto or cpu")
+    device = torch.device(request)
+    if device.type == "cpu" and gpu_sized:
+        warnings.warn("this profile is sized for a GPU and is running on the CPU: expect hours, "
+                      "not minutes (use the 'quick' profile on a laptop)", CPUWarning, stacklevel=2)
+    return device
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The checkout's commit (with ``+dirty`` when it has changes), or None outside git."""
+    try:
+        root = repo_root()
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment_record(device: torch.device | str | None = None) -> dict[str, Any]:
+    """Versions, device and commit, for artifact sidecars and notebook headers."""
+    from . import __version__
+
+    rec: dict[str, Any] = {
+        "lsutils": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "commit": git_commit(),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
+    if device is not None:
+        dev = torch.device(device)
+        rec["device"] = str(dev)
+        if dev.type == "cuda":
+            rec["gpu"] = torch.cuda.get_device_name(dev)
+            rec["cuda"] = torch.version.cuda
+    return rec
