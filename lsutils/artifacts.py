@@ -39,7 +39,7 @@ __all__ = [
     "STAGES", "ArtifactError", "ArtifactMissingError", "ArtifactCorruptError",
     "stage_dir", "sidecar_path", "exists", "read_meta",
     "save_torch", "load_torch", "save_json", "load_json", "save_npz", "load_npz",
-    "remove",
+    "remove", "producer_hint",
 ]
 
 #: stage folder -> the notebook that writes it (the data flow of DESIGN.md).
@@ -88,7 +88,7 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return p.with_name(p.name + SIDECAR_SUFFIX)
 
 
-def _producer(path: Path) -> str:
+def producer_hint(path: Path) -> str:
     """The sentence that tells which notebook writes ``path``."""
     parts = path.resolve().parts
     if "runs" in parts:
@@ -110,7 +110,7 @@ def exists(path: str | os.PathLike) -> bool:
 
 def _check_exists(path: Path) -> None:
     if not exists(path):
-        raise ArtifactMissingError(f"missing artifact {path}: {_producer(path)}")
+        raise ArtifactMissingError(f"missing artifact {path}: {producer_hint(path)}")
 
 
 @contextlib.contextmanager

@@ -28,12 +28,13 @@ from .config import repo_root
 __all__ = ["repository", "colab_url", "badge_markdown", "install_source", "sync_notebook_links"]
 
 _BADGE_SVG = (
-    '<svg xmlns="http://www.w3.org/2000/svg" width="117" height="20" role="img">'
-    '<rect rx="3" width="117" height="20" fill="#555"/>'
-    '<rect rx="3" x="34" width="83" height="20" fill="#f9ab00"/>'
-    '<rect x="34" width="4" height="20" fill="#f9ab00"/>'
-    '<g fill="#fff" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11">'
-    '<text x="6" y="14">Open</text><text x="40" y="14" fill="#222">in Colab</text></g></svg>'
+    '<svg xmlns="http://www.w3.org/2000/svg" width="112" height="20" role="img">'
+    '<rect rx="3" width="112" height="20" fill="#555"/>'
+    '<rect rx="3" x="42" width="70" height="20" fill="#f9ab00"/>'
+    '<rect x="42" width="4" height="20" fill="#f9ab00"/>'
+    '<g font-family="Verdana,DejaVu Sans,sans-serif" font-size="11">'
+    '<text x="7" y="14" fill="#fff">Open</text><text x="49" y="14" fill="#222">in Colab</text>'
+    '</g></svg>'
 )
 
 

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-__all__ = ["Params", "Objective", "detach_params", "stack_params", "unstack_params"]
+__all__ = ["Params", "Objective", "ClassifierObjective", "detach_params", "stack_params", "unstack_params"]
 
 Params = dict[str, Tensor]
 
@@ -114,3 +114,54 @@ class Objective(ABC):
         p = self.params if params is None else params
         return {**{k: v.detach().cpu() for k, v in p.items()},
                 **{k: v.detach().cpu() for k, v in self.buffers.items()}}
+
+
+class ClassifierObjective(Objective):
+    r"""Mean cross-entropy of a classifier over fixed data, as a function of its parameters.
+
+    .. math:: L(\theta) = \frac{1}{N}\sum_{i=1}^N -\log \mathrm{softmax}(f_\theta(x_i))_{y_i}
+
+    The model runs in eval mode: BatchNorm uses the running statistics of the
+    model it was built from (the centre model) at every parameter point, and there
+    is no augmentation, so the loss is deterministic. The data live on ``device``
+    and are read in batches of ``batch_size``; in :meth:`batched` each data batch
+    serves every parameter point of a chunk before the next batch is read.
+
+    Args:
+        model: the classifier; its current parameters become :attr:`params`.
+        x, y: inputs and integer labels.
+        device: where data and parameters live.
+        batch_size: samples per forward pass (``None``: all at once).
+
+    Example:
+        >>> obj = ClassifierObjective(net, data.x_test, data.y_test)
+        >>> obj.metrics()["accuracy"]
+    """
+
+    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, device: torch.device | str = "cpu",
+                 batch_size: int | None = 1024, chunk_size: int | None = 16) -> None:
+        super().__init__(model, device, chunk_size)
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        self.x = x.to(self.device)
+        self.y = y.to(self.device)
+        self.batch_size = len(x) if batch_size is None else batch_size
+
+    def _batches(self):
+        for i in range(0, len(self.x), self.batch_size):
+            yield self.x[i:i + self.batch_size], self.y[i:i + self.batch_size]
+
+    def loss(self, params: Mapping[str, Tensor]) -> Tensor:
+        total = sum(torch.nn.functional.cross_entropy(self.forward(params, xb), yb, reduction="sum")
+                    for xb, yb in self._batches())
+        return total / len(self.x)
+
+    def metrics(self, params: Mapping[str, Tensor] | None = None) -> dict[str, float]:
+        params = self.params if params is None else params
+        loss, correct = 0.0, 0
+        with torch.no_grad():
+            for xb, yb in self._batches():
+                out = self.forward(params, xb)
+                loss += float(torch.nn.functional.cross_entropy(out, yb, reduction="sum"))
+                correct += int((out.argmax(1) == yb).sum())
+        return {"loss": loss / len(self.x), "accuracy": correct / len(self.x)}

@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -92,12 +94,26 @@ def sweep_partial_files(root: Path) -> int:
     return n
 
 
+def _source_cell_number(executed: Path, index: int | None) -> int | None:
+    """1-based position, in the source notebook, of cell ``index`` of the executed copy
+    (which holds papermill's extra cell of injected parameters)."""
+    if index is None:
+        return None
+    try:
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return index + 1
+    injected = [i for i, c in enumerate(cells)
+                if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    return index + (0 if injected and injected[0] < index else 1)
+
+
 def _failure_message(nb: Path, err: Exception, failed_copy: Path) -> str:
-    cell = getattr(err, "exec_count", None)
+    cell = _source_cell_number(failed_copy, getattr(err, "cell_index", None))
     ename, evalue = getattr(err, "ename", type(err).__name__), getattr(err, "evalue", str(err))
     source = getattr(err, "source", "") or ""
     first = next((ln for ln in source.splitlines() if ln.strip() and not ln.startswith("#")), "")
-    where = f"cell [{cell}]" if cell is not None else "a cell"
+    where = f"cell {cell}" if cell is not None else "a cell"
     lines = [f"notebook {nb.name} failed in {where}: {ename}: {_ANSI.sub('', str(evalue))}"]
     if first:
         lines.append(f"  the cell starts: {first.strip()[:120]}")
@@ -120,6 +136,9 @@ def run_notebook(nb: Path, profile: Profile, book_dir: Path, *, progress: bool =
     work = Path(tempfile.mkdtemp(prefix=f"lsutils-{nb.stem}-"))
     tmp_out = work / nb.name
     start = time.perf_counter()
+    # Progress bars belong on a terminal, not in the book's pages: the kernels that
+    # papermill starts inherit this and run their loops without bars.
+    os.environ["TQDM_DISABLE"] = "1"
     try:
         pm.execute_notebook(str(nb), str(tmp_out), parameters=params, kernel_name="python3",
                             progress_bar=progress, cwd=str(nb.parent), start_timeout=120)
@@ -127,9 +146,22 @@ def run_notebook(nb: Path, profile: Profile, book_dir: Path, *, progress: bool =
         raise NotebookFailed(_failure_message(nb, err, tmp_out)) from None
     finally:
         sweep_partial_files(data_root() / "runs" / profile.name)
+    _hide_default_parameters(tmp_out)
     shutil.move(str(tmp_out), dest)
     shutil.rmtree(work, ignore_errors=True)
     return NotebookResult(nb.stem, time.perf_counter() - start, dest)
+
+
+def _hide_default_parameters(executed: Path) -> None:
+    """In the book, show the parameters the run used (papermill's injected cell), not
+    the notebook's defaults they replaced."""
+    nb = json.loads(executed.read_text())
+    tags = [c.get("metadata", {}).get("tags", []) for c in nb["cells"]]
+    if any("injected-parameters" in t for t in tags):
+        for cell, t in zip(nb["cells"], tags):
+            if "parameters" in t and "remove-cell" not in t:
+                cell.setdefault("metadata", {})["tags"] = t + ["remove-cell"]
+        executed.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
 
 
 def _mathjax_source() -> Path:

@@ -39,30 +39,29 @@ def _np(a) -> np.ndarray:
     return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
 
 
-def pinn_fields(exact, pred, x, t, *, title: str = "") -> Figure:
-    """Exact, predicted and error fields ``u(x, t)`` side by side.
+def pinn_fields(rows: Sequence[tuple[str, object, object]], x, t) -> Figure:
+    """Exact, predicted and error fields ``u(x, t)``, one row per case.
 
     Args:
-        exact, pred: ``[nt, nx]`` fields.
+        rows: ``(title, exact, pred)`` per row; fields are ``[nt, nx]``.
         x, t: the grid's coordinates, ``[nx]`` and ``[nt]``.
-        title: the figure's title (e.g. the beta and the relative error).
     """
-    exact, pred, x, t = map(_np, (exact, pred, x, t))
-    err = pred - exact
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
+    x, t = _np(x), _np(t)
+    fig, axes = plt.subplots(len(rows), 3, figsize=(12, 3.2 * len(rows)), squeeze=False,
+                             constrained_layout=True)
     extent = (t[0], t[-1], x[0], x[-1])
-    lim = max(np.abs(exact).max(), np.abs(pred).max())
-    panels = ((exact, "exact $u(x,t)$", "viridis", (-lim, lim)),
-              (pred, "PINN prediction", "viridis", (-lim, lim)),
-              (err, "error (prediction - exact)", "RdBu_r", (-np.abs(err).max(), np.abs(err).max())))
-    for ax, (field, name, cmap, (lo, hi)) in zip(axes, panels):
-        im = ax.imshow(field.T, origin="lower", aspect="auto", extent=extent, cmap=cmap,
-                       vmin=lo, vmax=hi, interpolation="nearest")
-        ax.set(title=name, xlabel="$t$", ylabel="$x$")
-        ax.grid(False)
-        fig.colorbar(im, ax=ax, shrink=0.9)
-    if title:
-        fig.suptitle(title)
+    for row, (title, exact, pred) in zip(axes, rows):
+        exact, pred = _np(exact), _np(pred)
+        err = pred - exact
+        lim, elim = max(np.abs(exact).max(), np.abs(pred).max()), np.abs(err).max()
+        panels = ((exact, "exact $u(x,t)$", "viridis", lim), (pred, "PINN prediction", "viridis", lim),
+                  (err, "error (prediction - exact)", "RdBu_r", elim))
+        for ax, (field, name, cmap, m) in zip(row, panels):
+            im = ax.imshow(field.T, origin="lower", aspect="auto", extent=extent, cmap=cmap,
+                           vmin=-m, vmax=m, interpolation="nearest")
+            ax.set(title=f"{title}: {name}" if ax is row[0] else name, xlabel="$t$", ylabel="$x$")
+            ax.grid(False)
+            fig.colorbar(im, ax=ax, shrink=0.9)
     return fig
 
 

@@ -1,0 +1,75 @@
+"""Project hygiene: notebooks without outputs and in the book's shape, links in sync,
+and environment.yml listing exactly pyproject.toml's dependencies."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+
+import pytest
+import yaml
+
+from lsutils.book import sync_notebook_links
+from lsutils.config import repo_root
+from lsutils.pipeline import discover_notebooks
+
+ROOT = repo_root()
+NOTEBOOKS = discover_notebooks()
+
+
+def test_there_are_notebooks():
+    assert [nb.stem for nb in NOTEBOOKS][:1] and all(re.match(r"\d\d_\w+$", nb.stem) for nb in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_committed_without_outputs(nb):
+    for cell in json.loads(nb.read_text())["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_shape(nb):
+    cells = json.loads(nb.read_text())["cells"]
+    md = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert len(re.findall(r"^# ", md, flags=re.M)) == 1, "exactly one H1 title"
+    sections = re.findall(r"^## (.+)$", md, flags=re.M)
+    for required in ("Overview", "Setup", "Summary", "What's next", "References"):
+        assert required in sections, required
+    assert sections[0] == "Overview" and sections[-3:] == ["Summary", "What's next", "References"]
+    tags = [t for c in cells for t in c["metadata"].get("tags", [])]
+    assert tags.count("parameters") == 1
+    assert "colab-badge" in cells[0]["metadata"].get("tags", [])
+
+
+def test_colab_links_follow_config():
+    assert sync_notebook_links(check=True) == [], "run `python -m lsutils links`"
+
+
+def test_toc_lists_every_notebook():
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    files = [c["file"] for c in toc["chapters"]]
+    assert files == [f"notebooks/{nb.stem}" for nb in NOTEBOOKS]
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~ ;\[]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _spec(req: str) -> str:
+    return req.strip()[len(_name(req)):].replace(" ", "")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r): _spec(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    conda_names = {"pytorch": "torch"}  # conda-forge name -> PyPI name
+    listed = {}
+    for dep in env:
+        for req in (dep["pip"] if isinstance(dep, dict) else [dep]):
+            name = conda_names.get(_name(req), _name(req))
+            if name not in ("python", "pip", "nodejs"):
+                listed[name] = _spec(req)
+    assert listed == wanted
