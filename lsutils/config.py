@@ -38,6 +38,7 @@ __all__ = [
     "ProfileError",
     "Profile",
     "PinnSweepParams",
+    "ResnetTrainParams",
     "NOTEBOOK_SCHEMAS",
     "PROFILE_NAMES",
     "repo_root",
@@ -87,8 +88,33 @@ class PinnSweepParams:
                 raise ProfileError(f"{key} = {getattr(self, key)!r} must be one of betas: {self.betas}")
 
 
+@dataclass(frozen=True)
+class ResnetTrainParams:
+    """Parameters of ``01_train_resnets``: ResNets with and without skips (Xie et al. 2024)."""
+
+    dataset: str = _spec("mnist1d", choices=("mnist1d", "cifar10"), doc="training data")
+    num_samples: int = _spec(10000, lo=20, doc="MNIST-1D samples generated (80% train)")
+    n_train: int = _spec(0, lo=0, doc="use the first n training samples (0: all)")
+    n_test: int = _spec(0, lo=0, doc="use the first n test samples (0: all)")
+    depth: int = _spec(20, lo=8, doc="ResNet depth, 6n + 2")
+    width: int = _spec(1, lo=1, doc="channel multiplier")
+    seeds: list = _spec([0, 1, 2], lo=0, doc="training seeds per variant")
+    epochs: int = _spec(30, lo=1, doc="training epochs")
+    batch_size: int = _spec(128, lo=1, doc="SGD batch size")
+    lr: float = _spec(0.1, lo=0.0, lo_open=True, doc="peak learning rate")
+    momentum: float = _spec(0.9, lo=0.0, hi=0.999, doc="SGD momentum")
+    weight_decay: float = _spec(5e-4, lo=0.0, doc="L2 penalty")
+    schedule: str = _spec("cosine", choices=("cosine", "step", "constant"), doc="learning-rate schedule")
+    augment: bool = _spec(True, doc="crop+flip (images) or shift (signals)")
+
+    def __post_init__(self) -> None:
+        if (self.depth - 2) % 6:
+            raise ProfileError(f"depth = {self.depth}; allowed: 6n + 2 (8, 14, 20, 32, 56, ...)")
+
+
 #: notebook stem -> dataclass of its parameters. A later chapter adds its own here.
 NOTEBOOK_SCHEMAS: dict[str, type] = {
+    "01_train_resnets": ResnetTrainParams,
     "02_train_pinns": PinnSweepParams,
 }
 

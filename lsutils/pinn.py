@@ -42,10 +42,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import jvp
-from tqdm import tqdm
 
 from . import artifacts
 from .objectives import Objective, Params
+from .repro import progress_bar
 
 __all__ = ["ConvectionProblem", "PinnPoints", "PinnMLP", "PinnObjective", "PinnTrainConfig",
            "PinnRun", "summary_table", "relative_l2_error", "train_pinn", "train_or_load", "run_path", "load_run"]
@@ -290,8 +290,8 @@ def train_pinn(beta: float, seed: int, config: PinnTrainConfig,
 
     start = time.perf_counter()
     total_steps = config.adam_steps + config.lbfgs_steps
-    bar = tqdm(total=total_steps, desc=f"PINN beta={beta:g} seed={seed}", disable=not progress,
-               leave=False)
+    bar = progress_bar(total=total_steps, desc=f"PINN beta={beta:g} seed={seed}", enabled=progress,
+                       leave=False)
     adam = torch.optim.Adam(params.values(), lr=config.adam_lr)
     for step in range(config.adam_steps):
         adam.zero_grad(set_to_none=True)

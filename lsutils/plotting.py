@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["PALETTE", "use_style", "pinn_fields", "loss_curves", "error_vs_beta"]
+__all__ = ["PALETTE", "use_style", "pinn_fields", "loss_curves", "error_vs_beta", "learning_curves",
+           "dataset_examples"]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
 
@@ -100,4 +101,49 @@ def error_vs_beta(betas: Sequence[float], errors: Sequence[Sequence[float]], *,
     ax.set_yscale("log")
     ax.set(xlabel="convection coefficient $\\beta$", ylabel="relative $L_2$ error", title=title)
     ax.legend()
+    return fig
+
+
+def learning_curves(histories: Mapping[str, Sequence[Mapping[str, Sequence[float]]]], *,
+                    title: str = "") -> Figure:
+    """Training loss and test accuracy per epoch, one colour per model, mean over seeds
+    with a band of one standard deviation (the band vanishes for a single seed)."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    for i, (name, runs) in enumerate(histories.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        for ax, key, scale in ((ax_loss, "train_loss", 1.0), (ax_acc, "test_acc", 100.0)):
+            vals = scale * np.array([h[key] for h in runs], dtype=float)
+            epochs = np.arange(1, vals.shape[1] + 1)
+            mean, std = vals.mean(0), vals.std(0)
+            ax.plot(epochs, mean, color=colour, label=f"{name} ({len(runs)} seeds)")
+            ax.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.2, lw=0)
+    ax_loss.set(yscale="log", xlabel="epoch", ylabel="training loss (cross-entropy, augmented)",
+                title="Training loss")
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
+    ax_acc.legend()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def dataset_examples(x, y, *, per_class: int = 1, title: str = "") -> Figure:
+    """A few inputs per class: signals as curves (1-D) or images (2-D, de-normalised per image)."""
+    x, y = _np(x), _np(y)
+    classes = sorted(set(y.tolist()))
+    fig, axes = plt.subplots(per_class, len(classes), figsize=(1.6 * len(classes), 1.5 * per_class),
+                             squeeze=False, constrained_layout=True)
+    for j, c in enumerate(classes):
+        for i, idx in enumerate(np.flatnonzero(y == c)[:per_class]):
+            ax = axes[i, j]
+            if x.ndim == 3:
+                ax.plot(x[idx, 0], color=PALETTE[0], lw=1.2)
+            else:
+                img = np.transpose(x[idx], (1, 2, 0))
+                ax.imshow((img - img.min()) / (np.ptp(img) + 1e-12))
+            ax.set(xticks=[], yticks=[])
+            ax.grid(False)
+            if i == 0:
+                ax.set_title(f"class {c}", fontsize=9)
+    if title:
+        fig.suptitle(title)
     return fig

@@ -26,7 +26,7 @@ import torch
 
 from .config import DEVICES, repo_root
 
-__all__ = ["seed_everything", "worker_init_fn", "choose_device", "CPUWarning",
+__all__ = ["seed_everything", "worker_init_fn", "choose_device", "CPUWarning", "progress_bar",
            "environment_record", "git_commit"]
 
 
@@ -138,3 +138,12 @@ def environment_record(device: torch.device | str | None = None) -> dict[str, An
             rec["gpu"] = torch.cuda.get_device_name(dev)
             rec["cuda"] = torch.version.cuda
     return rec
+
+
+def progress_bar(iterable: Any = None, *, enabled: bool = True, **kwargs: Any) -> Any:
+    """A tqdm bar, off when ``enabled`` is False or ``TQDM_DISABLE`` is set (the pipeline
+    sets it, so executed notebooks in the book carry no progress output)."""
+    from tqdm import tqdm
+
+    off = not enabled or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
+    return tqdm(iterable, disable=off, **kwargs)

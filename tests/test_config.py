@@ -45,7 +45,7 @@ def test_negative_beta_names_key_and_range(tmp_path):
 @pytest.mark.parametrize("body, needle", [
     ({"nosuchkey": 1}, "unknown key 'nosuchkey'; allowed keys: seed, device"),
     ({"notebooks": {"02_train_pinns": {"epochs": 3}}}, "unknown key 'epochs'; allowed keys: betas"),
-    ({"notebooks": {"99_nothing": {}}}, "unknown notebook '99_nothing'; allowed: 02_train_pinns"),
+    ({"notebooks": {"99_nothing": {}}}, "unknown notebook '99_nothing'; allowed: 01_train_resnets, 02_train_pinns"),
     ({"device": "tpu"}, "device = 'tpu'; allowed: auto, cpu, cuda, mps"),
     ({"seed": -3}, "seed = -3 is out of range"),
     ({"notebooks": {"02_train_pinns": {"adam_steps": 2.5}}}, "adam_steps: expected an integer"),
@@ -53,6 +53,10 @@ def test_negative_beta_names_key_and_range(tmp_path):
     ({"notebooks": {"02_train_pinns": {"adam_lr": 0}}}, "adam_lr = 0.0 is out of range"),
     ({"notebooks": {"02_train_pinns": {"betas": [1.0, 5.0], "high_beta": 30.0}}},
      "high_beta = 30.0 must be one of betas"),
+    ({"notebooks": {"01_train_resnets": {"dataset": "imagenet"}}},
+     "01_train_resnets.dataset = 'imagenet'; allowed: mnist1d, cifar10"),
+    ({"notebooks": {"01_train_resnets": {"depth": 21}}}, "depth = 21; allowed: 6n + 2"),
+    ({"notebooks": {"01_train_resnets": {"augment": "yes"}}}, "augment: expected true or false"),
 ])
 def test_bad_values_name_the_key(tmp_path, body, needle):
     with pytest.raises(ProfileError) as err:

@@ -1,0 +1,312 @@
+"""Classifier training that leaves a trajectory and survives interruptions.
+
+Mini-batch SGD with momentum and weight decay on a learning-rate schedule
+(cosine, step or constant), with augmentation (random crop with zero padding and a
+horizontal flip for images; a random shift with zero padding for 1-D signals).
+After each epoch the model is evaluated on the test set and its weights are
+saved: ``epoch_000.pt`` (the initialisation) to ``epoch_<E>.pt`` is the
+*trajectory* that the landscape chapter projects and the jump-and-retrain chapter
+restarts from. A small ``resume.pt`` (optimizer, random-generator state, history)
+is rewritten atomically each epoch, so an interrupted run resumes at the last
+finished epoch and ends with exactly the weights of an uninterrupted one.
+
+Randomness comes from one ``torch.Generator`` seeded with the run's seed (batch
+order and augmentation) and from ``torch.manual_seed(seed)`` before the model is
+built (initialisation): the same seed on the same machine gives identical weights.
+
+Example:
+    >>> spec = ResNetSpec(depth=20, skip=True, dim=1, in_channels=1)
+    >>> run = train_or_load(spec, load_dataset("mnist1d"), TrainConfig(epochs=30),
+    ...                     seed=0, run_dir=stage_dir("quick", "resnets") / "resnet20_skip_seed0")
+    >>> run.history["test_acc"][-1]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import artifacts
+from .data import Dataset
+from .repro import progress_bar
+
+__all__ = ["TrainConfig", "TrainRun", "ModelSpec", "augment_batch", "lr_at", "evaluate",
+           "train_classifier", "train_or_load", "load_run", "trajectory", "run_dir_for",
+           "summary_table"]
+
+SCHEDULES = ("cosine", "step", "constant")
+
+
+class ModelSpec(Protocol):
+    """Anything frozen (a dataclass) that builds a model: e.g. :class:`~lsutils.models.ResNetSpec`."""
+
+    def build(self) -> nn.Module: ...
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a classifier is trained.
+
+    Attributes:
+        epochs: passes over the training set.
+        batch_size: samples per SGD step.
+        lr: peak learning rate.
+        momentum: SGD (heavy-ball) momentum.
+        weight_decay: L2 penalty coefficient.
+        schedule: ``cosine`` (to 0 at the last epoch), ``step`` (x0.1 at 50% and
+            75% of the epochs) or ``constant``.
+        augment: random crop + flip (images) or random shift (signals).
+        pad: padding in samples/pixels for the crop or shift.
+        eval_batch_size: samples per evaluation forward pass.
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    augment: bool = True
+    pad: int = 4
+    eval_batch_size: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule = {self.schedule!r}; allowed: {', '.join(SCHEDULES)}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)!r}; allowed: an integer >= 1")
+        if not self.lr > 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0 or self.pad < 0:
+            raise ValueError("lr must be > 0, momentum in [0, 1), weight_decay >= 0 and pad >= 0; "
+                             f"got lr={self.lr}, momentum={self.momentum}, "
+                             f"weight_decay={self.weight_decay}, pad={self.pad}")
+
+
+@dataclass
+class TrainRun:
+    """A finished (or resumed) training run."""
+
+    model: nn.Module
+    history: dict[str, list[float]] = field(default_factory=dict)
+    run_dir: Path | None = None
+    seconds: float = 0.0
+    loaded: bool = False
+
+    @property
+    def test_acc(self) -> float:
+        return self.history["test_acc"][-1]
+
+    @property
+    def test_loss(self) -> float:
+        return self.history["test_loss"][-1]
+
+
+def lr_at(epoch: int, config: TrainConfig) -> float:
+    """The learning rate of (0-based) ``epoch``."""
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
+    if config.schedule == "step":
+        return config.lr * (0.1 ** ((epoch >= config.epochs // 2) + (epoch >= (3 * config.epochs) // 4)))
+    return config.lr
+
+
+def augment_batch(x: Tensor, pad: int, generator: torch.Generator, flip: bool | None = None) -> Tensor:
+    """Random crop with zero padding (and, for images, a horizontal flip), per sample.
+
+    For signals ``[N, C, L]`` this is a random shift by ``-pad..pad``; for images
+    ``[N, C, H, W]`` a random ``H x W`` crop of the ``pad``-padded image, flipped
+    left-right with probability 1/2 (``flip`` defaults to True for images).
+    """
+    n, dim = x.shape[0], x.dim() - 2
+    if dim not in (1, 2):
+        raise ValueError(f"x has shape {tuple(x.shape)}; allowed: [N, C, L] or [N, C, H, W]")
+    dev = x.device
+    if pad > 0:
+        padded = F.pad(x, [pad, pad] * dim)
+        size = x.shape[-1]
+        offs = torch.randint(0, 2 * pad + 1, (n, dim), generator=generator).to(dev)
+        ar = torch.arange(size, device=dev)
+        nidx = torch.arange(n, device=dev)
+        cidx = torch.arange(x.shape[1], device=dev)
+        if dim == 1:
+            ix = offs[:, 0:1] + ar  # [N, L]
+            x = padded[nidx[:, None, None], cidx[None, :, None], ix[:, None, :]]
+        else:
+            iy = offs[:, 0:1] + torch.arange(x.shape[-2], device=dev)
+            ix = offs[:, 1:2] + ar
+            x = padded[nidx[:, None, None, None], cidx[None, :, None, None],
+                       iy[:, None, :, None], ix[:, None, None, :]]
+    if flip if flip is not None else dim == 2:
+        mask = (torch.rand(n, generator=generator) < 0.5).to(dev)
+        x = torch.where(mask.view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x)
+    return x
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 2048) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` (in eval mode) on ``(x, y)``."""
+    was_training = model.training
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        out = model(x[i:i + batch_size])
+        loss += float(F.cross_entropy(out, y[i:i + batch_size], reduction="sum"))
+        correct += int((out.argmax(1) == y[i:i + batch_size]).sum())
+    model.train(was_training)
+    return loss / len(x), correct / len(x)
+
+
+def _epoch_path(run_dir: Path, epoch: int) -> Path:
+    return run_dir / f"epoch_{epoch:03d}.pt"
+
+
+def _identity(spec: ModelSpec, data: Dataset, config: TrainConfig, seed: int) -> dict[str, Any]:
+    return {"model": {"type": type(spec).__name__, **dataclasses.asdict(spec)},
+            "data": {"name": data.name, "n_train": len(data.x_train), "n_test": len(data.x_test)},
+            "train": dataclasses.asdict(config), "seed": seed}
+
+
+def train_classifier(spec: ModelSpec, data: Dataset, config: TrainConfig, *, seed: int,
+                     run_dir: Path, device: torch.device | str = "cpu", progress: bool = True,
+                     stop_after: int | None = None, profile: str | None = None) -> TrainRun:
+    """Train (or resume) one classifier, saving every epoch under ``run_dir``.
+
+    Args:
+        spec: what to build (``spec.build()``), seeded with ``seed``.
+        data: fixed train/test tensors (moved to ``device`` once).
+        config: the optimisation recipe.
+        seed: initialisation, batch order and augmentation.
+        run_dir: where ``epoch_*.pt``, ``resume.pt`` and ``final.json`` go.
+        stop_after: stop after this many epochs in total (as an interruption would).
+
+    Returns:
+        The run; ``history`` holds per-epoch ``lr``, ``train_loss``, ``train_acc``
+        (running averages over the epoch, augmented), ``test_loss`` and ``test_acc``.
+    """
+    device = torch.device(device)
+    ident = _identity(spec, data, config, seed)
+    torch.manual_seed(seed)
+    model = spec.build().to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                          weight_decay=config.weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    history: dict[str, list[float]] = {k: [] for k in
+                                       ("lr", "train_loss", "train_acc", "test_loss", "test_acc")}
+    start_epoch = 0
+    resume = run_dir / "resume.pt"
+    if artifacts.exists(resume) and artifacts.read_meta(resume)["params"] == ident:
+        state = artifacts.load_torch(resume)
+        start_epoch = state["epoch"]
+        model.load_state_dict(artifacts.load_torch(_epoch_path(run_dir, start_epoch))["state"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        history = state["history"]
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)  # a stale or foreign run: start clean
+        x0, y0 = data.x_test.to(device), data.y_test.to(device)
+        artifacts.save_torch(_epoch_path(run_dir, 0), {"state": model.state_dict(), "epoch": 0,
+                                                       "test": evaluate(model, x0, y0, config.eval_batch_size)},
+                             params=ident, seed=seed, profile=profile)
+    x_tr, y_tr = data.x_train.to(device), data.y_train.to(device)
+    x_te, y_te = data.x_test.to(device), data.y_test.to(device)
+    n = len(x_tr)
+    last = config.epochs if stop_after is None else min(config.epochs, stop_after)
+    t0 = time.perf_counter()
+    bar = progress_bar(range(start_epoch, last), desc=getattr(spec, "name", "model") + f" seed {seed}",
+                       enabled=progress, leave=False, initial=start_epoch, total=config.epochs)
+    for epoch in bar:
+        lr = lr_at(epoch, config)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        model.train()
+        order = torch.randperm(n, generator=gen).to(device)
+        tot_loss, tot_correct = 0.0, 0
+        for i in range(0, n, config.batch_size):
+            idx = order[i:i + config.batch_size]
+            xb, yb = x_tr[idx], y_tr[idx]
+            if config.augment:
+                xb = augment_batch(xb, config.pad, gen)
+            out = model(xb)
+            loss = F.cross_entropy(out, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot_loss += float(loss.detach()) * len(idx)
+            tot_correct += int((out.argmax(1) == yb).sum())
+        test_loss, test_acc = evaluate(model, x_te, y_te, config.eval_batch_size)
+        for k, v in (("lr", lr), ("train_loss", tot_loss / n), ("train_acc", tot_correct / n),
+                     ("test_loss", test_loss), ("test_acc", test_acc)):
+            history[k].append(v)
+        bar.set_postfix(test_acc=f"{test_acc:.3f}", loss=f"{tot_loss / n:.3f}")
+        artifacts.save_torch(_epoch_path(run_dir, epoch + 1),
+                             {"state": model.state_dict(), "epoch": epoch + 1, "test": (test_loss, test_acc)},
+                             params=ident, seed=seed, profile=profile)
+        artifacts.save_torch(resume, {"epoch": epoch + 1, "optimizer": opt.state_dict(),
+                                      "generator": gen.get_state(), "history": history},
+                             params=ident, seed=seed, profile=profile)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    if last == config.epochs:
+        artifacts.save_json(run_dir / "final.json", {"history": history, "seconds": seconds},
+                            params=ident, seed=seed, profile=profile,
+                            extra={"test_acc": history["test_acc"][-1], "device": str(device)})
+    return TrainRun(model.eval(), history, run_dir, seconds)
+
+
+def load_run(spec: ModelSpec, run_dir: Path, device: torch.device | str = "cpu") -> TrainRun:
+    """A finished run: the last epoch's weights and the history (clear error if absent)."""
+    final = artifacts.load_json(run_dir / "final.json")
+    epochs = artifacts.read_meta(run_dir / "final.json")["params"]["train"]["epochs"]
+    model = spec.build()
+    model.load_state_dict(artifacts.load_torch(_epoch_path(run_dir, epochs))["state"])
+    return TrainRun(model.to(device).eval(), final["history"], run_dir, final["seconds"], loaded=True)
+
+
+def train_or_load(spec: ModelSpec, data: Dataset, config: TrainConfig, *, seed: int, run_dir: Path,
+                  device: torch.device | str = "cpu", progress: bool = True,
+                  profile: str | None = None) -> TrainRun:
+    """Load the finished run in ``run_dir`` if it was trained exactly so; else train
+    (resuming from the last finished epoch when a matching partial run exists)."""
+    final = run_dir / "final.json"
+    if artifacts.exists(final) and artifacts.read_meta(final)["params"] == _identity(spec, data, config, seed):
+        return load_run(spec, run_dir, device)
+    return train_classifier(spec, data, config, seed=seed, run_dir=run_dir, device=device,
+                            progress=progress, profile=profile)
+
+
+def trajectory(run_dir: Path) -> list[dict[str, Tensor]]:
+    """The weights of every epoch of a finished run, ``epoch_000`` (initialisation) first."""
+    epochs = artifacts.read_meta(run_dir / "final.json")["params"]["train"]["epochs"]
+    return [artifacts.load_torch(_epoch_path(run_dir, e))["state"] for e in range(epochs + 1)]
+
+
+def run_dir_for(profile: str, name: str, seed: int) -> Path:
+    """``data/runs/<profile>/resnets/<name>_seed<seed>``, e.g. ``resnet20_noskip_seed0``."""
+    return artifacts.stage_dir(profile, "resnets") / f"{name}_seed{seed}"
+
+
+def summary_table(runs: dict[str, list[TrainRun]]) -> list[dict[str, Any]]:
+    """Per variant: final test accuracy (%) and loss as mean and standard deviation over
+    seeds (the sample standard deviation; 0 for one seed), best epoch, seconds per run."""
+    import numpy as np
+
+    rows = []
+    for name, group in runs.items():
+        acc = np.array([100 * r.test_acc for r in group])
+        loss = np.array([r.test_loss for r in group])
+        ddof = 1 if len(group) > 1 else 0
+        rows.append({"model": name, "seeds": len(group),
+                     "test_acc_mean": float(acc.mean()), "test_acc_std": float(acc.std(ddof=ddof)),
+                     "test_loss_mean": float(loss.mean()), "test_loss_std": float(loss.std(ddof=ddof)),
+                     "train_acc_mean": float(np.mean([100 * r.history["train_acc"][-1] for r in group])),
+                     "seconds_mean": float(np.mean([r.seconds for r in group]))})
+    return rows
