@@ -1,0 +1,304 @@
+r"""Curvature of any objective: Hessian-vector products, top eigenpairs, trace, and ESD.
+
+Everything works on an :class:`~lsutils.objectives.Objective` (classifier or PINN)
+through one linear operator :math:`v \mapsto Hv`, where
+:math:`H = \nabla^2_\theta L(\theta)` at the objective's parameters:
+
+- :class:`HessianOperator` takes products either by *double backward* reusing one
+  gradient graph (:math:`Hv = \nabla_\theta (\nabla_\theta L \cdot v)`, PyHessian's
+  way) or *forward-over-reverse* (``torch.func.jvp`` of ``torch.func.grad``), and
+  counts them.
+- :func:`top_eigenpairs`: Lanczos with full reorthogonalisation (Lanczos 1950;
+  Golub & Van Loan, *Matrix Computations*, 10.1) until the top-k Ritz pairs have
+  residuals :math:`\lVert H y - \theta y \rVert \le \text{tol}\,|\theta|`.
+- :func:`hutchinson_trace`: :math:`\mathrm{tr}\,H = \mathbb{E}[v^\top H v]` for
+  Rademacher :math:`v` (Hutchinson 1990), with the standard error of the mean.
+- :func:`slq_density`: stochastic Lanczos quadrature (Golub & Meurant; Ghorbani,
+  Krishnan & Xiao 2019): per run, the Ritz values of an m-step Lanczos from a
+  random unit vector are quadrature nodes, the squared first components of their
+  eigenvectors the weights; a Gaussian-broadened sum gives the spectral density.
+- :func:`dense_hessian`: the full matrix, for small models and tests.
+
+Example:
+    >>> op = HessianOperator(objective)
+    >>> eig = top_eigenpairs(op, k=5, tol=1e-3)
+    >>> eig.values, op.num_products
+    >>> tr = hutchinson_trace(op, n_probes=100, seed=0)
+    >>> esd = slq_density(op, n_runs=3, n_steps=80, seed=0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.func import grad, jvp
+
+from .objectives import Objective, Params
+
+__all__ = ["HessianOperator", "Eigenpairs", "TraceEstimate", "SpectralDensity", "top_eigenpairs",
+           "hutchinson_trace", "slq_density", "dense_hessian", "lanczos", "METHODS"]
+
+METHODS = ("double_backward", "forward_over_reverse")
+
+
+class HessianOperator:
+    """The Hessian of an objective at a point, as a matrix-free linear operator on flat vectors.
+
+    Args:
+        objective: the loss over parameters.
+        params: the point (default: ``objective.params``).
+        method: ``double_backward`` (one gradient graph, reused by every product) or
+            ``forward_over_reverse`` (``jvp`` of ``grad``, no stored graph).
+
+    Attributes:
+        dim: number of parameters :math:`n`.
+        num_products: Hessian-vector products taken so far.
+    """
+
+    def __init__(self, objective: Objective, params: Mapping[str, Tensor] | None = None,
+                 method: str = "double_backward") -> None:
+        if method not in METHODS:
+            raise ValueError(f"method = {method!r}; allowed: {', '.join(METHODS)}")
+        self.objective = objective
+        self.method = method
+        base = objective.params if params is None else params
+        self.names = list(base)
+        self.shapes = [base[k].shape for k in self.names]
+        self.sizes = [base[k].numel() for k in self.names]
+        self.params: Params = {k: base[k].detach() for k in self.names}
+        ref = self.params[self.names[0]]
+        self.dtype, self.device = ref.dtype, ref.device
+        self.dim = sum(self.sizes)
+        self.num_products = 0
+        self._graph: tuple[list[Tensor], list[Tensor]] | None = None
+
+    # -- flat <-> dict ---------------------------------------------------------------
+    def flatten(self, d: Mapping[str, Tensor]) -> Tensor:
+        return torch.cat([d[k].reshape(-1) for k in self.names])
+
+    def unflatten(self, v: Tensor) -> Params:
+        return {k: t.view(s) for k, t, s in zip(self.names, v.split(self.sizes), self.shapes)}
+
+    # -- products ----------------------------------------------------------------------
+    def _gradient_graph(self) -> tuple[list[Tensor], list[Tensor]]:
+        if self._graph is None:
+            leaves = [self.params[k].clone().requires_grad_(True) for k in self.names]
+            loss = self.objective.loss(dict(zip(self.names, leaves)))
+            grads = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
+            grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, leaves)]
+            self._graph = (leaves, list(grads))
+        return self._graph
+
+    def matvec(self, v: Tensor) -> Tensor:
+        """:math:`Hv` for a flat vector ``v`` of length :attr:`dim`."""
+        self.num_products += 1
+        if self.method == "double_backward":
+            leaves, grads = self._gradient_graph()
+            outs = [t.view(s) for t, s in zip(v.split(self.sizes), self.shapes)]
+            hv = torch.autograd.grad(grads, leaves, grad_outputs=outs, retain_graph=True,
+                                     allow_unused=True)
+            return torch.cat([(torch.zeros_like(p) if h is None else h).reshape(-1)
+                              for h, p in zip(hv, leaves)]).detach()
+        _, hv = jvp(grad(self.objective.loss), (self.params,), (self.unflatten(v),))
+        return self.flatten(hv).detach()
+
+    def matmat(self, vs: Tensor) -> Tensor:
+        """:math:`H V` for vectors stacked as rows, ``[m, dim]``."""
+        return torch.stack([self.matvec(v) for v in vs])
+
+    def new_vector(self, generator: torch.Generator, kind: str = "gaussian") -> Tensor:
+        """A random vector (``gaussian`` or ``rademacher``) from a CPU generator."""
+        if kind == "rademacher":
+            v = torch.randint(0, 2, (self.dim,), generator=generator, dtype=torch.int64) * 2 - 1
+        elif kind == "gaussian":
+            v = torch.randn(self.dim, generator=generator, dtype=torch.float64)
+        else:
+            raise ValueError(f"kind = {kind!r}; allowed: gaussian, rademacher")
+        return v.to(self.device, self.dtype)
+
+
+def lanczos(op: HessianOperator, v0: Tensor, n_steps: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``n_steps`` of Lanczos from ``v0`` with full reorthogonalisation.
+
+    Returns:
+        ``alpha`` [m], ``beta`` [m] (``beta[-1]`` is the residual norm after the last
+        step), the orthonormal basis ``Q`` [m, dim] and the last residual vector;
+        ``m <= n_steps`` (the process stops early on an invariant subspace).
+    """
+    q = v0 / torch.linalg.vector_norm(v0)
+    basis, alphas, betas = [q], [], []
+    r = q
+    for j in range(min(n_steps, op.dim)):
+        w = op.matvec(basis[-1])
+        a = torch.dot(w, basis[-1])
+        Q = torch.stack(basis)
+        w = w - Q.T @ (Q @ w)  # full reorthogonalisation, twice is enough
+        w = w - Q.T @ (Q @ w)
+        b = torch.linalg.vector_norm(w)
+        alphas.append(a)
+        betas.append(b)
+        r = w
+        if b <= 1e-10 * max(1.0, float(abs(a))) or j == min(n_steps, op.dim) - 1:
+            break
+        basis.append(w / b)
+    return torch.stack(alphas), torch.stack(betas), torch.stack(basis), r
+
+
+def _tridiag_eig(alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
+    T = torch.diag(alpha.double())
+    if len(alpha) > 1:
+        off = beta[:-1].double()
+        T = T + torch.diag(off, 1) + torch.diag(off, -1)
+    return torch.linalg.eigh(T)
+
+
+@dataclass
+class Eigenpairs:
+    """Top eigenvalues (descending), eigenvectors as parameter dicts, and the cost."""
+
+    values: list[float]
+    vectors: list[Params]
+    residuals: list[float]
+    num_products: int
+    converged: bool
+
+
+def top_eigenpairs(op: HessianOperator, k: int = 1, *, tol: float = 1e-3, max_steps: int = 200,
+                   seed: int = 0, which: str = "largest") -> Eigenpairs:
+    """The ``k`` eigenpairs of largest (algebraic) eigenvalue by Lanczos.
+
+    The Krylov space grows until every one of the top ``k`` Ritz pairs has the
+    residual bound :math:`|\\beta_m s_{m,i}| \\le \\text{tol}\\,|\\theta_i|`, or
+    ``max_steps`` products were taken.
+
+    Args:
+        op: the Hessian operator.
+        k: how many eigenpairs.
+        tol: relative residual tolerance.
+        max_steps: cap on the Krylov dimension (= products).
+        seed: the start vector's seed.
+        which: ``largest`` or ``smallest`` (algebraic).
+    """
+    if k < 1 or k > op.dim:
+        raise ValueError(f"k = {k}; allowed: 1 <= k <= {op.dim} (the number of parameters)")
+    if max_steps < k:
+        raise ValueError(f"max_steps = {max_steps}; allowed: at least k = {k}")
+    if which not in ("largest", "smallest"):
+        raise ValueError(f"which = {which!r}; allowed: largest, smallest")
+    start = op.num_products
+    g = torch.Generator().manual_seed(seed)
+    q = op.new_vector(g)
+    q = q / torch.linalg.vector_norm(q)
+    basis, alphas, betas = [q], [], []
+    limit = min(max_steps, op.dim)
+    converged = False
+    while True:
+        w = op.matvec(basis[-1])
+        alphas.append(torch.dot(w, basis[-1]))
+        Q = torch.stack(basis)
+        w = w - Q.T @ (Q @ w)
+        w = w - Q.T @ (Q @ w)
+        b = torch.linalg.vector_norm(w)
+        betas.append(b)
+        m = len(alphas)
+        if m >= k:
+            theta, S = _tridiag_eig(torch.stack(alphas), torch.stack(betas))
+            order = torch.argsort(theta, descending=(which == "largest"))[:k]
+            res = (b.double() * S[-1, order]).abs()
+            ok = res <= tol * theta[order].abs().clamp_min(1e-30)
+            invariant = b <= 1e-10 * max(1.0, float(theta.abs().max()))
+            if bool(ok.all()) or invariant or m >= limit:
+                converged = bool(ok.all()) or bool(invariant)
+                break
+        if m >= limit:
+            break
+        basis.append(w / b)
+    Q = torch.stack(basis).double()
+    vecs = (S[:, order].T @ Q).to(op.dtype)
+    return Eigenpairs(values=[float(v) for v in theta[order]],
+                      vectors=[{k_: t.clone() for k_, t in op.unflatten(v).items()} for v in vecs],
+                      residuals=[float(r) for r in res], num_products=op.num_products - start,
+                      converged=converged)
+
+
+@dataclass
+class TraceEstimate:
+    """Hutchinson's estimate: the mean of ``v^T H v`` over probes and its standard error."""
+
+    mean: float
+    stderr: float
+    n_probes: int
+    samples: list[float] = field(repr=False, default_factory=list)
+
+
+def hutchinson_trace(op: HessianOperator, n_probes: int = 100, *, seed: int = 0) -> TraceEstimate:
+    r"""``tr H`` as the mean of :math:`v^\top H v` over ``n_probes`` Rademacher vectors.
+
+    The standard error is the sample standard deviation over :math:`\sqrt{n}`.
+    """
+    if n_probes < 2:
+        raise ValueError(f"n_probes = {n_probes}; allowed: an integer >= 2 (for a standard error)")
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(n_probes):
+        v = op.new_vector(g, "rademacher")
+        samples.append(float(torch.dot(v, op.matvec(v))))
+    arr = np.asarray(samples)
+    return TraceEstimate(float(arr.mean()), float(arr.std(ddof=1) / math.sqrt(n_probes)), n_probes,
+                         samples)
+
+
+@dataclass
+class SpectralDensity:
+    """SLQ quadrature: ``nodes`` and ``weights`` per run ([runs, m]), and helpers."""
+
+    nodes: np.ndarray
+    weights: np.ndarray
+    num_products: int
+
+    def density(self, grid: np.ndarray, sigma: float) -> np.ndarray:
+        """Gaussian-broadened density on ``grid``, averaged over runs (integrates to ~1)."""
+        x = np.asarray(grid, dtype=float)[:, None]
+        out = np.zeros(len(grid))
+        for nodes, w in zip(self.nodes, self.weights):
+            out += (w[None, :] * np.exp(-0.5 * ((x - nodes[None, :]) / sigma) ** 2)).sum(1)
+        return out / (len(self.nodes) * sigma * math.sqrt(2 * math.pi))
+
+    def moment(self, p: int) -> float:
+        """Estimate of :math:`\\frac1n \\mathrm{tr}\\, H^p` (exact per run for p < 2m)."""
+        return float(np.mean([(w * n ** p).sum() for n, w in zip(self.nodes, self.weights)]))
+
+
+def slq_density(op: HessianOperator, n_runs: int = 3, n_steps: int = 80, *, seed: int = 0) -> SpectralDensity:
+    """Stochastic Lanczos quadrature of the eigenvalue density of ``H``.
+
+    Each run starts Lanczos from a random unit (Rademacher) vector; the Ritz values
+    of the m-step tridiagonal matrix are the nodes and the squared first components
+    of its eigenvectors the weights (they sum to 1 per run).
+    """
+    if n_runs < 1 or n_steps < 1:
+        raise ValueError(f"n_runs = {n_runs}, n_steps = {n_steps}; allowed: integers >= 1")
+    g = torch.Generator().manual_seed(seed)
+    start = op.num_products
+    m = min(n_steps, op.dim)
+    nodes, weights = np.full((n_runs, m), np.nan), np.zeros((n_runs, m))
+    for r in range(n_runs):
+        alpha, beta, _, _ = lanczos(op, op.new_vector(g, "rademacher"), n_steps)
+        theta, S = _tridiag_eig(alpha, beta)
+        j = len(theta)
+        nodes[r, :j] = theta.cpu().numpy()
+        weights[r, :j] = (S[0] ** 2).cpu().numpy()
+        nodes[r, j:] = nodes[r, j - 1]  # an early invariant subspace: pad with zero weight
+    return SpectralDensity(nodes, weights, op.num_products - start)
+
+
+def dense_hessian(objective: Objective, params: Mapping[str, Tensor] | None = None) -> Tensor:
+    """The full ``[n, n]`` Hessian (flattened in parameter order): for small models only."""
+    op = HessianOperator(objective, params)
+    flat = op.flatten(op.params)
+    return torch.func.hessian(lambda v: objective.loss(op.unflatten(v)))(flat).detach()
