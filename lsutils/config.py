@@ -39,6 +39,7 @@ __all__ = [
     "Profile",
     "PinnSweepParams",
     "ResnetTrainParams",
+    "HessianParams",
     "NOTEBOOK_SCHEMAS",
     "PROFILE_NAMES",
     "repo_root",
@@ -112,10 +113,30 @@ class ResnetTrainParams:
             raise ProfileError(f"depth = {self.depth}; allowed: 6n + 2 (8, 14, 20, 32, 56, ...)")
 
 
+@dataclass(frozen=True)
+class HessianParams:
+    """Parameters of ``03_hessian``: curvature of every trained ResNet and PINN."""
+
+    n_samples: int = _spec(1000, lo=0, doc="training samples in the classifier loss (0: all)")
+    top_k: int = _spec(20, lo=1, doc="top eigenvalues by Lanczos")
+    tol: float = _spec(1e-3, lo=0.0, lo_open=True, doc="relative residual tolerance")
+    max_steps: int = _spec(150, lo=1, doc="cap on Lanczos steps")
+    trace_probes: int = _spec(50, lo=2, doc="Hutchinson probes")
+    slq_runs: int = _spec(2, lo=1, doc="SLQ runs")
+    slq_steps: int = _spec(60, lo=1, doc="Lanczos steps per SLQ run")
+    save_vectors: int = _spec(3, lo=0, doc="top eigenvectors kept for the landscapes")
+    pyhessian_check: bool = _spec(True, doc="compare the top eigenvalue with PyHessian")
+
+    def __post_init__(self) -> None:
+        if self.save_vectors > self.top_k:
+            raise ProfileError(f"save_vectors = {self.save_vectors}; allowed: at most top_k = {self.top_k}")
+
+
 #: notebook stem -> dataclass of its parameters. A later chapter adds its own here.
 NOTEBOOK_SCHEMAS: dict[str, type] = {
     "01_train_resnets": ResnetTrainParams,
     "02_train_pinns": PinnSweepParams,
+    "03_hessian": HessianParams,
 }
 
 

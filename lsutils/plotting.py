@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 __all__ = ["PALETTE", "use_style", "pinn_fields", "loss_curves", "error_vs_beta", "learning_curves",
-           "dataset_examples"]
+           "dataset_examples", "spectral_density", "top_eigenvalues", "curvature_vs_beta"]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
 
@@ -144,6 +144,53 @@ def dataset_examples(x, y, *, per_class: int = 1, title: str = "") -> Figure:
             ax.grid(False)
             if i == 0:
                 ax.set_title(f"class {c}", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def spectral_density(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
+                     title: str = "Hessian eigenvalue density (SLQ)", ax=None) -> Figure:
+    """Eigenvalue densities ``{label: (grid, density)}`` on a log density axis."""
+    fig = ax.figure if ax is not None else plt.figure()
+    ax = ax if ax is not None else fig.add_subplot()
+    for i, (label, (grid, dens)) in enumerate(curves.items()):
+        ax.semilogy(grid, np.maximum(np.asarray(dens), 1e-12), color=PALETTE[i % len(PALETTE)],
+                    label=label, lw=1.2)
+    lows = [np.max(d) for _, d in curves.values()]
+    ax.set_ylim(1e-6 * max(lows), 2 * max(lows))
+    ax.set(xlabel="eigenvalue", ylabel="density (log scale)", title=title)
+    ax.legend()
+    return fig
+
+
+def top_eigenvalues(spectra: Mapping[str, Sequence[float]], *, num_classes: int | None = None,
+                    title: str = "Top Hessian eigenvalues") -> Figure:
+    """Descending top eigenvalues per model on a log scale, the class count ``C`` marked
+    (Fort & Ganguli 2019: about C outliers stand above the bulk)."""
+    fig, ax = plt.subplots()
+    for i, (label, vals) in enumerate(spectra.items()):
+        v = np.sort(np.asarray(vals, dtype=float))[::-1]
+        ax.semilogy(np.arange(1, len(v) + 1), np.where(v > 0, v, np.nan), "o-", ms=3, lw=1,
+                    color=PALETTE[i % len(PALETTE)], label=label)
+    if num_classes:
+        ax.axvline(num_classes + 0.5, color="k", ls=":", lw=1)
+        ax.text(num_classes + 0.6, ax.get_ylim()[1], f" C = {num_classes}", va="top", fontsize=8)
+    ax.set(xlabel="rank $i$", ylabel="eigenvalue $\\lambda_i$ (log scale)", title=title)
+    ax.legend()
+    return fig
+
+
+def curvature_vs_beta(betas: Sequence[float], top: Sequence[Sequence[float]],
+                      trace: Sequence[Sequence[float]], *, title: str = "") -> Figure:
+    """Top eigenvalue and trace of the PINN Hessian against beta (one dot per seed)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    for ax, vals, name in ((axes[0], top, "top eigenvalue $\\lambda_1$"), (axes[1], trace, "trace")):
+        for b, v in zip(betas, vals):
+            ax.scatter([b] * len(v), v, color=PALETTE[0], s=22)
+        ax.plot(betas, [np.mean(v) for v in vals], color=PALETTE[0], lw=1)
+        ax.set(yscale="log", xlabel="convection coefficient $\\beta$", ylabel=f"{name} (log scale)",
+               title=name.capitalize())
     if title:
         fig.suptitle(title)
     return fig

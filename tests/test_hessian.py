@@ -126,3 +126,66 @@ def test_bad_arguments():
         top_eigenpairs(op, k=0)
     with pytest.raises(ValueError, match="n_probes = 1"):
         hutchinson_trace(op, n_probes=1)
+
+
+def test_outliers_are_counted_at_the_largest_log_gap():
+    from lsutils.curvature import count_outliers
+
+    rng = np.random.default_rng(0)
+    bulk = rng.uniform(0.1, 1.0, 30)
+    outliers = rng.uniform(20.0, 80.0, 10)  # C = 10 classes, as Fort & Ganguli find
+    assert count_outliers(np.concatenate([bulk, outliers])) == 10
+    assert count_outliers([5.0, -1.0]) == 1 and count_outliers([]) == 0
+
+
+def test_curvature_report_is_exact_on_a_quadratic_and_cached(tmp_path):
+    from lsutils.curvature import CurvatureConfig, analyze_or_load, density_on_grid
+
+    A, lam = spd(25, 1)
+    obj = Quadratic(A, torch.zeros(25, dtype=torch.float64))
+    cfg = CurvatureConfig(top_k=4, tol=1e-10, max_steps=25, trace_probes=400, slq_runs=2,
+                          slq_steps=25, save_vectors=2)
+    rep, loaded = analyze_or_load(tmp_path / "q.pt", obj, cfg, extra={"n_samples": 0})
+    assert not loaded and rep.num_params == 25 and len(rep.vectors) == 2
+    np.testing.assert_allclose(rep.eigenvalues, lam.flip(0)[:4].numpy(), rtol=1e-10)
+    assert abs(rep.trace - float(lam.sum())) <= 3 * rep.trace_stderr
+    again, loaded = analyze_or_load(tmp_path / "q.pt", obj, cfg, extra={"n_samples": 0})
+    assert loaded and again.eigenvalues == rep.eigenvalues
+    torch.testing.assert_close(again.vectors[0]["theta"], rep.vectors[0]["theta"])
+    np.testing.assert_array_equal(again.slq_nodes, rep.slq_nodes)
+    _, loaded = analyze_or_load(tmp_path / "q.pt", obj, cfg, extra={"n_samples": 5})
+    assert not loaded  # other settings: recomputed
+    grid, dens = density_on_grid(rep)
+    assert np.trapezoid(dens, grid) == pytest.approx(1.0, abs=0.02)
+
+
+def test_magnitude_ordering_finds_the_largest_absolute_eigenvalues():
+    A, lam = spd(20, 2, spread=3.0)
+    lam_mod = lam.clone()
+    lam_mod[0] = -8.0  # the most negative eigenvalue now has the largest magnitude
+    Q = torch.linalg.eigh(A)[1]
+    B = Q @ torch.diag(lam_mod) @ Q.T
+    op = HessianOperator(Quadratic(B, torch.zeros(20, dtype=torch.float64)))
+    eig = top_eigenpairs(op, k=2, tol=1e-10, max_steps=20, which="magnitude")
+    np.testing.assert_allclose(eig.values, [-8.0, 3.0], rtol=1e-9)
+
+
+def test_hutchpp_is_exact_for_low_rank_and_unbiased():
+    from lsutils.hessian import hutchpp_trace
+
+    g = torch.Generator().manual_seed(3)
+    U = torch.randn(40, 4, generator=g, dtype=torch.float64)
+    low = U @ torch.diag(torch.tensor([9.0, 5.0, -2.0, 1.0], dtype=torch.float64)) @ U.T
+    op = HessianOperator(Quadratic(low, torch.zeros(40, dtype=torch.float64)))
+    tr = hutchpp_trace(op, n_products=14, sketch=5)  # rank 4 < sketch: the sketch holds all of H
+    assert tr.mean == pytest.approx(float(low.trace()), rel=1e-10) and tr.stderr < 1e-8
+    A, lam = spd(60, 4, spread=50.0)
+    A = A + 200.0 * torch.outer(A[0], A[0]) / A[0].norm() ** 2  # one dominant outlier
+    op = HessianOperator(Quadratic(A, torch.zeros(60, dtype=torch.float64)))
+    pp = hutchpp_trace(op, n_products=60, seed=1)
+    plain = hutchinson_trace(op, n_probes=60, seed=1)
+    exact = float(A.trace())
+    assert abs(pp.mean - exact) <= 3 * pp.stderr
+    assert pp.stderr < plain.stderr  # the outlier's variance is gone
+    with pytest.raises(ValueError, match="sketch"):
+        hutchpp_trace(op, n_products=5, sketch=2)

@@ -1,0 +1,154 @@
+r"""Curvature reports of trained models: the Hessian metrics the papers compare.
+
+One call, :func:`analyze`, measures at a model's trained weights what Xie et al. 2024
+and Yang et al. 2021 set against performance and topology: the top eigenvalues
+(Lanczos), the trace (Hutchinson, with its standard error) and the eigenvalue
+spectral density (SLQ), and what Fort & Ganguli 2019 predict: about :math:`C`
+outlier eigenvalues above the bulk for :math:`C` classes. :func:`analyze_or_load`
+keeps the report, with the top eigenvectors the landscape chapter uses as
+directions, as an artifact, and loads it when it was computed with the same settings.
+
+Outliers are counted at the largest gap of the top eigenvalues on a log scale:
+with :math:`\lambda_1 \ge \dots \ge \lambda_k > 0`, the count is the :math:`i`
+maximising :math:`\lambda_i / \lambda_{i+1}` (Fort & Ganguli separate the
+outliers from the bulk the same way, by eye, on a log plot).
+
+Example:
+    >>> cfg = CurvatureConfig(top_k=20, trace_probes=50)
+    >>> report = analyze_or_load(path, objective, cfg, profile="quick")
+    >>> report.top_eigenvalue, report.trace, report.outliers
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import artifacts
+from .hessian import HessianOperator, hutchinson_trace, slq_density, top_eigenpairs
+from .objectives import Objective, Params
+
+__all__ = ["CurvatureConfig", "CurvatureReport", "analyze", "analyze_or_load", "count_outliers",
+           "density_on_grid"]
+
+
+@dataclass(frozen=True)
+class CurvatureConfig:
+    """What to measure and how precisely.
+
+    Attributes:
+        top_k: eigenvalues computed by Lanczos (at least 2C for the outlier count).
+        tol: relative residual tolerance of the Ritz pairs.
+        max_steps: cap on Lanczos steps (Hessian-vector products).
+        trace_probes: Rademacher probes for the trace.
+        slq_runs, slq_steps: stochastic Lanczos quadrature runs and steps per run.
+        save_vectors: how many top eigenvectors to keep (directions for landscapes).
+        method: Hessian-vector product, ``double_backward`` or ``forward_over_reverse``.
+        seed: probe and start-vector seed.
+    """
+
+    top_k: int = 20
+    tol: float = 1e-3
+    max_steps: int = 150
+    trace_probes: int = 50
+    slq_runs: int = 2
+    slq_steps: int = 60
+    save_vectors: int = 3
+    method: str = "double_backward"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("top_k", "max_steps", "slq_runs", "slq_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)}; allowed: an integer >= 1")
+        if self.trace_probes < 2:
+            raise ValueError(f"trace_probes = {self.trace_probes}; allowed: an integer >= 2")
+        if not 0 <= self.save_vectors <= self.top_k:
+            raise ValueError(f"save_vectors = {self.save_vectors}; allowed: 0..top_k ({self.top_k})")
+
+
+@dataclass
+class CurvatureReport:
+    """The Hessian metrics of one model at its trained weights."""
+
+    eigenvalues: list[float]
+    trace: float
+    trace_stderr: float
+    slq_nodes: np.ndarray
+    slq_weights: np.ndarray
+    outliers: int
+    num_params: int
+    products: int
+    seconds: float
+    converged: bool
+    vectors: list[Params] = field(default_factory=list, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def top_eigenvalue(self) -> float:
+        return self.eigenvalues[0]
+
+
+def count_outliers(values: list[float] | np.ndarray) -> int:
+    """Eigenvalues above the largest log-gap of the descending positive ``values``."""
+    v = np.sort(np.asarray(values, dtype=float))[::-1]
+    v = v[v > 0]
+    if len(v) < 2:
+        return len(v)
+    ratios = v[:-1] / v[1:]
+    return int(np.argmax(ratios)) + 1
+
+
+def analyze(objective: Objective, config: CurvatureConfig) -> CurvatureReport:
+    """Top eigenpairs, trace and SLQ density of the objective's Hessian at its parameters."""
+    start = time.perf_counter()
+    op = HessianOperator(objective, method=config.method)
+    k = min(config.top_k, op.dim)
+    eig = top_eigenpairs(op, k=k, tol=config.tol, max_steps=max(config.max_steps, k), seed=config.seed)
+    tr = hutchinson_trace(op, n_probes=config.trace_probes, seed=config.seed)
+    esd = slq_density(op, n_runs=config.slq_runs, n_steps=config.slq_steps, seed=config.seed)
+    return CurvatureReport(
+        eigenvalues=eig.values, trace=tr.mean, trace_stderr=tr.stderr, slq_nodes=esd.nodes,
+        slq_weights=esd.weights, outliers=count_outliers(eig.values), num_params=op.dim,
+        products=op.num_products, seconds=time.perf_counter() - start, converged=eig.converged,
+        vectors=[{n: t.detach().cpu() for n, t in v.items()} for v in eig.vectors[:config.save_vectors]])
+
+
+def analyze_or_load(path: Path, objective: Objective, config: CurvatureConfig, *,
+                    profile: str | None = None, extra: dict[str, Any] | None = None) -> tuple[CurvatureReport, bool]:
+    """Load the report at ``path`` if it was made with ``config`` (and ``extra``), else
+    compute and save it.
+
+    Returns:
+        The report and whether it was loaded.
+    """
+    params = {"config": dataclasses.asdict(config), **(extra or {})}
+    if artifacts.exists(path) and artifacts.read_meta(path)["params"] == params:
+        blob = artifacts.load_torch(path)
+        blob["slq_nodes"], blob["slq_weights"] = np.asarray(blob["slq_nodes"]), np.asarray(blob["slq_weights"])
+        return CurvatureReport(**blob), True
+    report = analyze(objective, config)
+    report.extra = dict(extra or {})
+    blob = dataclasses.asdict(report)
+    blob["vectors"] = report.vectors  # keep tensors as tensors
+    blob["slq_nodes"], blob["slq_weights"] = report.slq_nodes.tolist(), report.slq_weights.tolist()
+    artifacts.save_torch(path, blob, params=params, seed=config.seed, profile=profile,
+                         extra={"top_eigenvalue": report.top_eigenvalue, "trace": report.trace})
+    return report, False
+
+
+def density_on_grid(report: CurvatureReport, n: int = 400, rel_sigma: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """The Gaussian-broadened SLQ density on a grid spanning the Ritz values, with
+    ``sigma = rel_sigma * (max - min)``."""
+    from .hessian import SpectralDensity
+
+    esd = SpectralDensity(report.slq_nodes, report.slq_weights, 0)
+    lo, hi = float(np.nanmin(report.slq_nodes)), float(np.nanmax(report.slq_nodes))
+    pad = 0.05 * (hi - lo) + 1e-12
+    grid = np.linspace(lo - pad, hi + pad, n)
+    return grid, esd.density(grid, rel_sigma * (hi - lo) + 1e-12)
