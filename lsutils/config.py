@@ -40,6 +40,7 @@ __all__ = [
     "PinnSweepParams",
     "ResnetTrainParams",
     "HessianParams",
+    "LandscapeParams",
     "NOTEBOOK_SCHEMAS",
     "PROFILE_NAMES",
     "repo_root",
@@ -132,11 +133,25 @@ class HessianParams:
             raise ProfileError(f"save_vectors = {self.save_vectors}; allowed: at most top_k = {self.top_k}")
 
 
+@dataclass(frozen=True)
+class LandscapeParams:
+    """Parameters of ``04_landscapes``: planes, 3-D blocks, trajectories and interpolations."""
+
+    n_samples: int = _spec(1000, lo=0, doc="training samples in the classifier loss (0: all)")
+    resolution_2d: int = _spec(21, lo=3, doc="points per axis of the 2-D planes")
+    span: float = _spec(1.0, lo=0.0, lo_open=True, doc="half-width of planes and blocks, filter-normalized units")
+    resolution_3d: int = _spec(11, lo=3, doc="points per axis of the 3-D Hessian blocks")
+    interp_points: int = _spec(41, lo=3, doc="points on the initialization-to-trained line")
+    resnet_chunk: int = _spec(1, lo=1, doc="grid points per batched call, ResNets")
+    pinn_chunk: int = _spec(64, lo=1, doc="grid points per batched call, PINNs")
+
+
 #: notebook stem -> dataclass of its parameters. A later chapter adds its own here.
 NOTEBOOK_SCHEMAS: dict[str, type] = {
     "01_train_resnets": ResnetTrainParams,
     "02_train_pinns": PinnSweepParams,
     "03_hessian": HessianParams,
+    "04_landscapes": LandscapeParams,
 }
 
 

@@ -172,7 +172,7 @@ class Eigenpairs:
 
 def top_eigenpairs(op: HessianOperator, k: int = 1, *, tol: float = 1e-3, max_steps: int = 200,
                    seed: int = 0, which: str = "largest") -> Eigenpairs:
-    """The ``k`` eigenpairs of largest eigenvalue by Lanczos.
+    r"""The ``k`` eigenpairs of largest eigenvalue by Lanczos.
 
     The Krylov space grows until every one of the top ``k`` Ritz pairs has the
     residual bound :math:`|\\beta_m s_{m,i}| \\le \\text{tol}\\,|\\theta_i|`, or

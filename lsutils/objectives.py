@@ -87,6 +87,11 @@ class Objective(ABC):
         with torch.no_grad():
             return {"loss": float(self.loss(params))}
 
+    def evaluate(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Loss and metrics at ``params`` as tensors, in one pass (``vmap``-able).
+        The base class reports the loss alone; subclasses add their metric."""
+        return {"loss": self.loss(params)}
+
     # -- shared machinery ----------------------------------------------------------
     def __call__(self, params: Mapping[str, Tensor] | None = None) -> Tensor:
         return self.loss(self.params if params is None else params)
@@ -108,6 +113,23 @@ class Objective(ABC):
         """
         chunk = self.chunk_size if chunk_size is None else chunk_size
         return vmap(self.loss, chunk_size=chunk)(dict(stacked))
+
+    def batched_evaluate(self, stacked: Mapping[str, Tensor], chunk_size: int | None = None,
+                         metrics: bool = True) -> dict[str, Tensor]:
+        """:meth:`evaluate` at ``B`` stacked points: ``{name: [B]}``.
+
+        ``chunk_size`` points go through one ``vmap``ped call; with ``chunk_size=1``
+        the points are evaluated one after another without ``vmap`` (best for large
+        convolutional models on a CPU, where a batched weight turns every convolution
+        into a grouped one). ``metrics=False`` evaluates the loss alone.
+        """
+        chunk = self.chunk_size if chunk_size is None else chunk_size
+        fn = self.evaluate if metrics else (lambda p: {"loss": self.loss(p)})
+        if chunk == 1:
+            n = next(iter(stacked.values())).shape[0]
+            rows = [fn({k: v[i] for k, v in stacked.items()}) for i in range(n)]
+            return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+        return vmap(fn, chunk_size=chunk)(dict(stacked))
 
     def state(self, params: Mapping[str, Tensor] | None = None) -> dict[str, Any]:
         """A model ``state_dict`` (parameters at ``params`` plus buffers) for saving."""
@@ -155,6 +177,14 @@ class ClassifierObjective(Objective):
         total = sum(torch.nn.functional.cross_entropy(self.forward(params, xb), yb, reduction="sum")
                     for xb, yb in self._batches())
         return total / len(self.x)
+
+    def evaluate(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        loss, correct = 0.0, 0.0
+        for xb, yb in self._batches():
+            out = self.forward(params, xb)
+            loss = loss + torch.nn.functional.cross_entropy(out, yb, reduction="sum")
+            correct = correct + (out.argmax(1) == yb).sum()
+        return {"loss": loss / len(self.x), "accuracy": correct / len(self.x)}
 
     def metrics(self, params: Mapping[str, Tensor] | None = None) -> dict[str, float]:
         params = self.params if params is None else params

@@ -20,7 +20,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 __all__ = ["PALETTE", "use_style", "pinn_fields", "loss_curves", "error_vs_beta", "learning_curves",
-           "dataset_examples", "spectral_density", "top_eigenvalues", "curvature_vs_beta"]
+           "dataset_examples", "spectral_density", "top_eigenvalues", "curvature_vs_beta",
+           "landscape_contour", "landscape_surface", "landscape_curves"]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
 
@@ -193,4 +194,63 @@ def curvature_vs_beta(betas: Sequence[float], top: Sequence[Sequence[float]],
                title=name.capitalize())
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def _log_levels(z: np.ndarray, n: int) -> np.ndarray:
+    finite = z[np.isfinite(z)]
+    lo, hi = max(finite.min(), 1e-12), finite.max()
+    if hi <= lo * 1.0001:
+        return np.linspace(finite.min(), finite.max() + 1e-12, n)
+    return np.geomspace(lo, hi, n)
+
+
+def landscape_contour(land, *, key: str = "loss", filled: bool = False, levels: int = 25,
+                      trajectory: np.ndarray | None = None, title: str = "",
+                      xlabel: str = "$a_1$", ylabel: str = "$a_2$", ax=None) -> Figure:
+    """A 2-D landscape as contour lines (or filled contours) with log-spaced levels,
+    the centre marked, and optionally a trajectory ``[T, 2]`` drawn on it."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(5.2, 4.4))
+    ax = ax if ax is not None else fig.add_subplot()
+    x, y = land.axes[0], land.axes[1]
+    z = land.values[key]
+    lv = _log_levels(z, levels)
+    norm = matplotlib.colors.LogNorm(vmin=lv[0], vmax=lv[-1]) if lv[0] > 0 else None
+    draw = ax.contourf if filled else ax.contour
+    cs = draw(x, y, z.T, levels=lv, norm=norm, cmap="viridis")
+    fig.colorbar(cs, ax=ax, label=f"{key} (log-spaced levels)")
+    ax.plot([0], [0], marker="*", color="red", ms=10, ls="none", label="trained weights")
+    if trajectory is not None:
+        ax.plot(trajectory[:, 0], trajectory[:, 1], "o-", color="white" if filled else "k", ms=2.5, lw=1,
+                label="trajectory")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, aspect="auto")
+    ax.grid(False)
+    ax.legend(loc="upper right", fontsize=7)
+    return fig
+
+
+def landscape_surface(land, *, key: str = "loss", log: bool = True, title: str = "",
+                      xlabel: str = "$a_1$", ylabel: str = "$a_2$") -> Figure:
+    """A 2-D landscape as a 3-D surface (``log10`` of the values when ``log``)."""
+    fig = plt.figure(figsize=(6, 4.6))
+    ax = fig.add_subplot(projection="3d")
+    X, Y = np.meshgrid(land.axes[0], land.axes[1], indexing="ij")
+    z = land.values[key]
+    Z = np.log10(np.maximum(z, 1e-12)) if log else z
+    ax.plot_surface(X, Y, Z, cmap="viridis", linewidth=0, antialiased=True, rstride=1, cstride=1)
+    ax.set(xlabel=xlabel, ylabel=ylabel, zlabel=f"log10 {key}" if log else key, title=title)
+    return fig
+
+
+def landscape_curves(curves: Mapping[str, object], *, key: str = "loss", log: bool = True,
+                     title: str = "", xlabel: str = "$\\alpha$", ax=None) -> Figure:
+    """1-D landscapes ``{label: Landscape}`` against their coordinate."""
+    fig = ax.figure if ax is not None else plt.figure()
+    ax = ax if ax is not None else fig.add_subplot()
+    for i, (label, land) in enumerate(curves.items()):
+        ax.plot(land.axes[0], land.values[key], color=PALETTE[i % len(PALETTE)], label=label)
+    if log:
+        ax.set_yscale("log")
+    ax.set(xlabel=xlabel, ylabel=key + (" (log scale)" if log else ""), title=title)
+    ax.legend()
     return fig

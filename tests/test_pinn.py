@@ -134,3 +134,15 @@ def test_train_or_load_reuses_a_finished_run(data_root):
 def test_load_run_missing_names_the_notebook():
     with pytest.raises(artifacts.ArtifactMissingError, match="02_train_pinns"):
         pinn.load_run("quick", 1.0, 0)
+
+
+def test_hand_carried_tangent_equals_jvp_and_autograd():
+    from torch.func import jvp
+    torch.manual_seed(1)
+    model = pinn.PinnMLP(12, 3).double()
+    xt = torch.rand(40, 2, dtype=torch.float64)
+    tangent = torch.tensor([7.0, 1.0], dtype=torch.float64).expand_as(xt)
+    u, du = model(xt, tangent)
+    u_ref, du_ref = jvp(model, (xt,), (tangent,))
+    torch.testing.assert_close(u, u_ref, rtol=1e-14, atol=0)
+    torch.testing.assert_close(du, du_ref, rtol=1e-12, atol=1e-14)

@@ -1,0 +1,121 @@
+r"""Directions in weight space for low-dimensional slices of the loss.
+
+A landscape is :math:`f(a) = L(\theta + a_1 d_1 + \dots + a_n d_n)`; this module makes
+the :math:`d_i`:
+
+- :func:`random_direction`: a Gaussian direction with *filter normalization* (Li et al.
+  2018, *Visualizing the Loss Landscape of Neural Nets*): every filter :math:`d_{i,\cdot}`
+  of a weight tensor (a slice along its first axis: a convolution's output channel, a
+  linear layer's row) is rescaled to the norm of the matching filter of the weights,
+  :math:`d_{i,\cdot} \leftarrow d_{i,\cdot}\, \lVert \theta_{i,\cdot} \rVert / \lVert d_{i,\cdot} \rVert`,
+  and every one-dimensional tensor (biases, BatchNorm scales and shifts) is zero. A
+  coordinate of 1 is then a move as large as the weights themselves, filter by filter.
+- :func:`pca_directions`: the principal components of a training trajectory around
+  its last point, with the explained variance and the trajectory's coordinates.
+- :func:`scaled_like`: rescales any direction (e.g. a unit Hessian eigenvector) to
+  the norm of a filter-normalized one, so all planes share the same units.
+
+Example:
+    >>> d1 = random_direction(params, seed=1)
+    >>> d2 = random_direction(params, seed=2)
+    >>> cosine(d1, d2)    # nearly orthogonal in high dimension
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .objectives import Params
+
+__all__ = ["random_direction", "filter_normalize", "pca_directions", "cosine", "norm",
+           "scaled_like", "flatten", "unflatten"]
+
+
+def flatten(d: Mapping[str, Tensor], names: Sequence[str] | None = None) -> Tensor:
+    """Concatenate a parameter dict (in ``names`` order) into one vector."""
+    names = list(d) if names is None else names
+    return torch.cat([d[k].reshape(-1) for k in names])
+
+
+def unflatten(v: Tensor, like: Mapping[str, Tensor]) -> Params:
+    """Split a vector into tensors shaped like ``like`` (its key order)."""
+    out, i = {}, 0
+    for k, t in like.items():
+        out[k] = v[i:i + t.numel()].view_as(t)
+        i += t.numel()
+    return out
+
+
+def norm(d: Mapping[str, Tensor]) -> float:
+    """Euclidean norm of a direction over all its tensors."""
+    return math.sqrt(sum(float((t.double() ** 2).sum()) for t in d.values()))
+
+
+def cosine(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> float:
+    """Cosine of the angle between two directions (over their common keys)."""
+    keys = [k for k in a if k in b]
+    dot = sum(float((a[k].double() * b[k].double()).sum()) for k in keys)
+    return dot / (norm({k: a[k] for k in keys}) * norm({k: b[k] for k in keys}) + 1e-300)
+
+
+def filter_normalize(direction: Mapping[str, Tensor], params: Mapping[str, Tensor]) -> Params:
+    """Li et al.'s filter normalization of ``direction`` against ``params`` (biases/BN zeroed)."""
+    out = {}
+    for k, p in params.items():
+        d = direction[k]
+        if p.dim() <= 1:
+            out[k] = torch.zeros_like(p)
+            continue
+        p_norm = p.reshape(p.shape[0], -1).norm(dim=1)
+        d_norm = d.reshape(d.shape[0], -1).norm(dim=1)
+        scale = p_norm / (d_norm + 1e-10)
+        out[k] = d * scale.view(-1, *[1] * (d.dim() - 1))
+    return out
+
+
+def random_direction(params: Mapping[str, Tensor], seed: int) -> Params:
+    """A seeded Gaussian direction with filter normalization (see the module docstring)."""
+    g = torch.Generator().manual_seed(seed)
+    raw = {k: torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.dtype).to(p.device)
+           for k, p in params.items()}
+    return filter_normalize(raw, params)
+
+
+def scaled_like(direction: Mapping[str, Tensor], reference: Mapping[str, Tensor]) -> Params:
+    """``direction`` rescaled to the norm of ``reference`` (e.g. a filter-normalized direction)."""
+    s = norm(reference) / (norm(direction) + 1e-300)
+    return {k: t * s for k, t in direction.items()}
+
+
+def pca_directions(trajectory: Sequence[Mapping[str, Tensor]], k: int = 2,
+                   names: Sequence[str] | None = None) -> tuple[list[Params], np.ndarray, np.ndarray]:
+    """Principal directions of a trajectory around its last point (Li et al. 2018, sec. 7).
+
+    Args:
+        trajectory: parameter dicts (e.g. one per epoch), the final point last.
+        k: number of components.
+        names: which keys to use (default: all keys of the last point).
+
+    Returns:
+        ``directions`` (k unit-norm parameter dicts), ``explained`` (the fraction of the
+        variance each explains) and ``coords`` ``[T, k]`` (each point's projection).
+    """
+    if len(trajectory) < 2:
+        raise ValueError(f"trajectory has {len(trajectory)} points; allowed: at least 2")
+    last = trajectory[-1]
+    names = list(last) if names is None else list(names)
+    like = {n: last[n] for n in names}
+    M = torch.stack([flatten(p, names).double() - flatten(last, names).double() for p in trajectory])
+    if k < 1 or k > min(M.shape):
+        raise ValueError(f"k = {k}; allowed: 1..{min(M.shape)}")
+    _, S, Vh = torch.linalg.svd(M, full_matrices=False)
+    var = S ** 2
+    explained = (var[:k] / var.sum()).numpy()
+    dirs = [unflatten(Vh[i].to(last[names[0]].dtype), like) for i in range(k)]
+    coords = (M @ Vh[:k].T).numpy()
+    return dirs, explained, coords

@@ -1,0 +1,247 @@
+r"""Loss landscapes on grids: batched, resumable evaluation, storage and VTK export.
+
+A landscape is the loss restricted to a low-dimensional slice through the weights,
+
+.. math:: f(a_1, \dots, a_n) = L(\theta + a_1 d_1 + \dots + a_n d_n),
+
+sampled on a grid of the coordinates (1-D curves, 2-D planes, 3-D and 4-D blocks).
+:func:`evaluate_grid` evaluates many grid points per call through the objective's
+batched form (``torch.func.vmap`` over stacked parameters, ``chunk_size`` points at a
+time, the data read once per chunk and kept on the device), records the metric beside
+the loss, keeps non-finite values as NaN and counts them, and checkpoints finished
+points so an interrupted grid resumes where it stopped.
+
+Example:
+    >>> axes = grid_axes(resolution=21, span=1.0, dims=2)
+    >>> land = evaluate_grid(objective, [d1, d2], axes, path=stage / "plane.npz")
+    >>> land.values["loss"].shape
+    (21, 21)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import artifacts
+from .directions import norm
+from .objectives import Objective, Params
+from .repro import progress_bar
+
+__all__ = ["Landscape", "grid_axes", "evaluate_grid", "interpolate", "load_landscape", "to_vti"]
+
+
+@dataclass
+class Landscape:
+    """Values of the loss (and a metric) on a grid of slice coordinates.
+
+    Attributes:
+        axes: one coordinate array per direction.
+        values: ``{"loss": array, metric: array}``, each shaped ``[len(a) for a in axes]``.
+        directions: a description of each direction (how it was made).
+        n_nonfinite: grid points whose loss is NaN or infinite (kept as NaN).
+        meta: anything else worth keeping (model, units, BatchNorm mode, ...).
+    """
+
+    axes: list[np.ndarray]
+    values: dict[str, np.ndarray]
+    directions: list[str]
+    n_nonfinite: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(a) for a in self.axes)
+
+    @property
+    def loss(self) -> np.ndarray:
+        return self.values["loss"]
+
+    def at_origin(self, key: str = "loss") -> float:
+        """The value at the grid point nearest to the origin."""
+        idx = tuple(int(np.argmin(np.abs(a))) for a in self.axes)
+        return float(self.values[key][idx])
+
+
+def grid_axes(resolution: int | Sequence[int], span: float | Sequence[float], dims: int) -> list[np.ndarray]:
+    """Symmetric axes ``linspace(-span, span, resolution)`` per dimension (odd resolutions
+    contain the origin)."""
+    if dims < 1 or dims > 4:
+        raise ValueError(f"dims = {dims}; allowed: 1, 2, 3 or 4")
+    res = [resolution] * dims if isinstance(resolution, int) else list(resolution)
+    spans = [span] * dims if isinstance(span, (int, float)) else list(span)
+    if len(res) != dims or len(spans) != dims or min(res) < 2 or min(spans) <= 0:
+        raise ValueError(f"resolution = {resolution}, span = {span}; allowed: {dims} values, "
+                         "resolutions >= 2 and spans > 0")
+    return [np.linspace(-s, s, r) for r, s in zip(res, spans)]
+
+
+def _points(axes: Sequence[np.ndarray]) -> np.ndarray:
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.reshape(-1) for m in mesh], axis=1)
+
+
+def _partial_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".partial.npz")
+
+
+def evaluate_grid(objective: Objective, directions: Sequence[Mapping[str, Tensor]],
+                  axes: Sequence[np.ndarray], *, origin: Mapping[str, Tensor] | None = None,
+                  chunk_size: int | None = None, path: Path | None = None,
+                  describe: Sequence[str] | None = None, meta: Mapping[str, Any] | None = None,
+                  profile: str | None = None, progress: bool = True, checkpoint_seconds: float = 30.0,
+                  max_points: int | None = None, metrics: bool = True) -> Landscape:
+    """Evaluate the objective (loss and metric) on the grid ``origin + sum_j a_j d_j``.
+
+    Args:
+        objective: the loss over parameters.
+        directions: one parameter dict per axis.
+        axes: the coordinates along each direction.
+        origin: the centre (default: ``objective.params``).
+        chunk_size: grid points per batched call (default: the objective's).
+        path: where the finished landscape is saved (``.npz`` + sidecar) and loaded from
+            when it was made with the same settings; finished points are checkpointed
+            beside it (``.partial.npz``) and reused on a rerun.
+        describe: a description of each direction, stored with the values.
+        meta: extra metadata stored with the values (and required to match on resume).
+        max_points: stop after this many new points (as an interruption would).
+        metrics: also record the objective's metric (accuracy, relative error); for a PINN
+            this evaluates the network on the whole 256x100 grid at every point.
+
+    Returns:
+        The :class:`Landscape` (complete unless stopped by ``max_points``).
+    """
+    if len(directions) != len(axes):
+        raise ValueError(f"{len(directions)} directions but {len(axes)} axes; they must match")
+    origin = objective.params if origin is None else origin
+    names = list(origin)
+    dev = objective.device
+    o = {k: origin[k].detach().to(dev) for k in names}
+    ds = [{k: d[k].detach().to(dev, o[k].dtype) for k in names} for d in directions]
+    describe = list(describe or [f"direction {i}" for i in range(len(ds))])
+    pts = _points(axes)
+    shape = tuple(len(a) for a in axes)
+    params = {"axes": [a.tolist() for a in axes], "directions": describe, "metrics": metrics,
+              "direction_norms": [norm(d) for d in ds], **dict(meta or {})}
+    if path is not None and artifacts.exists(path) and artifacts.read_meta(path)["params"] == params:
+        return load_landscape(path)  # finished before, with exactly these settings
+    values: dict[str, np.ndarray] = {}
+    done = np.zeros(len(pts), dtype=bool)
+    partial = _partial_path(path) if path is not None else None
+    if partial is not None and artifacts.exists(partial) and artifacts.read_meta(partial)["params"] == params:
+        saved = artifacts.load_npz(partial)
+        done = saved.pop("done").astype(bool)
+        values = {k[2:]: v for k, v in saved.items() if k.startswith("v_")}
+    chunk = objective.chunk_size if chunk_size is None else chunk_size
+    chunk = max(1, chunk or len(pts))
+    # Blocks are fixed on the global point index, so a resumed grid evaluates exactly the
+    # blocks (and vmap reductions) an uninterrupted one does: identical results, bit for bit.
+    blocks = [np.arange(s, min(s + chunk, len(pts))) for s in range(0, len(pts), chunk)]
+    blocks = [b for b in blocks if not done[b].all()]
+    if max_points is not None:
+        blocks = blocks[:max(1, max_points // chunk)]
+    coeffs = torch.as_tensor(pts, dtype=o[names[0]].dtype, device=dev)
+    last_save = time.perf_counter()
+
+    def checkpoint() -> None:
+        if partial is not None:
+            artifacts.save_npz(partial, {"done": done, **{f"v_{k}": v for k, v in values.items()}},
+                               params=params, profile=profile)
+
+    bar = progress_bar(total=sum(map(len, blocks)), desc=f"grid {'x'.join(map(str, shape))}",
+                       enabled=progress, leave=False)
+    with torch.no_grad():
+        for idx in blocks:
+            c = coeffs[idx]
+            stacked = {k: o[k].unsqueeze(0) + sum(c[:, j].view(-1, *[1] * o[k].dim()) * d[k].unsqueeze(0)
+                                                 for j, d in enumerate(ds)) for k in names}
+            out = objective.batched_evaluate(stacked, chunk_size=len(idx), metrics=metrics)
+            for key, val in out.items():
+                if key not in values:
+                    values[key] = np.full(len(pts), np.nan)
+                values[key][idx] = val.double().cpu().numpy()
+            done[idx] = True
+            bar.update(len(idx))
+            if time.perf_counter() - last_save > checkpoint_seconds:
+                checkpoint()
+                last_save = time.perf_counter()
+    bar.close()
+    loss = values.get("loss", np.full(len(pts), np.nan))
+    land = Landscape(axes=[np.asarray(a) for a in axes],
+                     values={k: np.where(np.isfinite(v), v, np.nan).reshape(shape) for k, v in values.items()},
+                     directions=describe, n_nonfinite=int((~np.isfinite(loss[done])).sum()),
+                     meta=dict(meta or {}))
+    if not done.all():
+        checkpoint()
+        return land
+    if path is not None:
+        arrays = {f"axis_{i}": a for i, a in enumerate(land.axes)}
+        arrays.update({f"v_{k}": v for k, v in land.values.items()})
+        artifacts.save_npz(path, arrays, params=params, profile=profile,
+                           extra={"n_nonfinite": land.n_nonfinite, "shape": list(shape)})
+        if partial is not None:
+            artifacts.remove(partial)
+    return land
+
+
+def load_landscape(path: Path) -> Landscape:
+    """A landscape saved by :func:`evaluate_grid` (clear error if missing)."""
+    arrays = artifacts.load_npz(path)
+    meta = artifacts.read_meta(path)
+    axes = [arrays[f"axis_{i}"] for i in range(sum(k.startswith("axis_") for k in arrays))]
+    params = dict(meta["params"])
+    describe = params.pop("directions")
+    for k in ("axes", "direction_norms"):
+        params.pop(k, None)
+    return Landscape(axes=axes, values={k[2:]: v for k, v in arrays.items() if k.startswith("v_")},
+                     directions=describe, n_nonfinite=meta.get("n_nonfinite", 0), meta=params)
+
+
+def interpolate(objective: Objective, start: Mapping[str, Tensor], end: Mapping[str, Tensor],
+                alphas: np.ndarray, **kwargs: Any) -> Landscape:
+    """The 1-D curve ``(1 - alpha) start + alpha end`` (``alpha = 0`` is ``start``)."""
+    delta = {k: end[k].to(start[k].device) - start[k] for k in start}
+    return evaluate_grid(objective, [delta], [np.asarray(alphas)], origin=start, **kwargs)
+
+
+def to_vti(land: Landscape, path: Path, keys: Sequence[str] | None = None) -> Path:
+    """Write a 1-, 2- or 3-D landscape as VTK image data (``.vti``, ASCII) for ParaView/TTK.
+
+    The grid's first axis is VTK's x (fastest varying), then y, then z; spacing and
+    origin come from the axes (uniform axes only).
+    """
+    if len(land.axes) > 3:
+        raise ValueError(f"a {len(land.axes)}-D landscape does not fit VTK image data (at most 3-D)")
+    axes = list(land.axes) + [np.zeros(1)] * (3 - len(land.axes))
+    for a in land.axes:
+        if len(a) > 2 and not np.allclose(np.diff(a), a[1] - a[0]):
+            raise ValueError("to_vti needs uniformly spaced axes")
+    spacing = [float(a[1] - a[0]) if len(a) > 1 else 1.0 for a in axes]
+    extent = " ".join(f"0 {len(a) - 1}" for a in axes)
+    keys = list(land.values) if keys is None else list(keys)
+    arrays = []
+    for k in keys:
+        v = land.values[k].reshape([len(a) for a in axes])
+        flat = np.transpose(v, (2, 1, 0)).reshape(-1)  # x fastest
+        text = " ".join("nan" if not np.isfinite(x) else repr(float(x)) for x in flat)
+        arrays.append(f'        <DataArray type="Float64" Name="{k}" format="ascii">{text}</DataArray>')
+    xml = "\n".join([
+        '<?xml version="1.0"?>',
+        '<VTKFile type="ImageData" version="0.1" byte_order="LittleEndian">',
+        f'  <ImageData WholeExtent="{extent}" Origin="{" ".join(str(float(a[0])) for a in axes)}" '
+        f'Spacing="{" ".join(map(str, spacing))}">',
+        f'    <Piece Extent="{extent}">',
+        f'      <PointData Scalars="{keys[0]}">', *arrays, "      </PointData>",
+        "    </Piece>", "  </ImageData>", "</VTKFile>", ""])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(xml)
+    tmp.replace(path)
+    return path
