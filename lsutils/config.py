@@ -143,7 +143,7 @@ class LandscapeParams:
     resolution_3d: int = _spec(11, lo=3, doc="points per axis of the 3-D Hessian blocks")
     interp_points: int = _spec(41, lo=3, doc="points on the initialization-to-trained line")
     resnet_chunk: int = _spec(1, lo=1, doc="grid points per batched call, ResNets")
-    pinn_chunk: int = _spec(64, lo=1, doc="grid points per batched call, PINNs")
+    pinn_chunk: int = _spec(16, lo=1, doc="grid points per batched call, PINNs")
 
 
 #: notebook stem -> dataclass of its parameters. A later chapter adds its own here.
