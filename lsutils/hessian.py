@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 from torch.func import grad, jvp
 
+from .directions import flatten, unflatten
 from .objectives import Objective, Params
 
 __all__ = ["HessianOperator", "Eigenpairs", "TraceEstimate", "SpectralDensity", "top_eigenpairs",
@@ -81,10 +82,10 @@ class HessianOperator:
 
     # -- flat <-> dict ---------------------------------------------------------------
     def flatten(self, d: Mapping[str, Tensor]) -> Tensor:
-        return torch.cat([d[k].reshape(-1) for k in self.names])
+        return flatten(d, self.names)
 
     def unflatten(self, v: Tensor) -> Params:
-        return {k: t.view(s) for k, t, s in zip(self.names, v.split(self.sizes), self.shapes)}
+        return unflatten(v, self.params)
 
     # -- products ----------------------------------------------------------------------
     def _gradient_graph(self) -> tuple[list[Tensor], list[Tensor]]:
