@@ -82,10 +82,10 @@ class Objective(ABC):
     def loss(self, params: Mapping[str, Tensor]) -> Tensor:
         """The scalar full-data loss at ``params``."""
 
-    def metrics(self, params: Mapping[str, Tensor]) -> dict[str, float]:
-        """Metrics beside the loss; the base class reports the loss alone."""
+    def metrics(self, params: Mapping[str, Tensor] | None = None) -> dict[str, float]:
+        """:meth:`evaluate` at ``params`` (default: the centre) as plain floats."""
         with torch.no_grad():
-            return {"loss": float(self.loss(params))}
+            return {k: float(v) for k, v in self.evaluate(self.params if params is None else params).items()}
 
     def evaluate(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Loss and metrics at ``params`` as tensors, in one pass (``vmap``-able).
@@ -108,11 +108,10 @@ class Objective(ABC):
     def batched(self, stacked: Mapping[str, Tensor], chunk_size: int | None = None) -> Tensor:
         """Losses at ``B`` parameter points stacked on a leading axis, shape ``[B]``.
 
-        Uses ``torch.func.vmap`` over the points, ``chunk_size`` points at a time
-        (``None``: all at once), so the data are read once per chunk.
+        The loss of :meth:`batched_evaluate`: ``torch.func.vmap`` over the points,
+        ``chunk_size`` at a time (default: the objective's), the data read once per chunk.
         """
-        chunk = self.chunk_size if chunk_size is None else chunk_size
-        return vmap(self.loss, chunk_size=chunk)(dict(stacked))
+        return self.batched_evaluate(stacked, chunk_size, metrics=False)["loss"]
 
     def batched_evaluate(self, stacked: Mapping[str, Tensor], chunk_size: int | None = None,
                          metrics: bool = True) -> dict[str, Tensor]:
@@ -184,14 +183,4 @@ class ClassifierObjective(Objective):
             out = self.forward(params, xb)
             loss = loss + torch.nn.functional.cross_entropy(out, yb, reduction="sum")
             correct = correct + (out.argmax(1) == yb).sum()
-        return {"loss": loss / len(self.x), "accuracy": correct / len(self.x)}
-
-    def metrics(self, params: Mapping[str, Tensor] | None = None) -> dict[str, float]:
-        params = self.params if params is None else params
-        loss, correct = 0.0, 0
-        with torch.no_grad():
-            for xb, yb in self._batches():
-                out = self.forward(params, xb)
-                loss += float(torch.nn.functional.cross_entropy(out, yb, reduction="sum"))
-                correct += int((out.argmax(1) == yb).sum())
         return {"loss": loss / len(self.x), "accuracy": correct / len(self.x)}
