@@ -6,13 +6,19 @@ BatchNorm) and for the 4x50 PINN MLP, on the same model, data and grid:
 (a) the plain forward pass over the same data at its best batch size: the limit
     (for the PINN, its full loss at one point, repeated);
 (b) the usual loop: load each grid point's weights into the model, run a full pass (for
-    the PINN with its loss as PINN code usually writes it, input gradients by autograd;
-    and, for comparison, with lsutils' forward-mode loss);
+    the PINN the network and loss as the reference code of Krishnapriyan et al. 2021 has
+    them: ``torch.nn.Tanh``, u_t and u_x by two autograd calls that keep the graph; and,
+    for comparison, with one autograd call and no graph, and with lsutils' own network
+    and loss);
 (c) the ``loss-landscapes`` package's ``random_plane`` (filter normalization);
 (d) ``lsutils.landscape.evaluate_grid`` (for the PINN with several chunk sizes, the
     loss alone as (b) and (c) compute it, and once with the relative error as well).
 
-PINN timings are the best of three runs; the machine's speed drifts by ~15%.
+Every method runs with the CPU allocator settings that ``lsutils.repro.choose_device``
+applies (``tune_cpu_allocator``), so none pays for page faults the others avoid.
+The machine's speed drifts by ~15% over a minute, so the limit (a) and lsutils (d) are
+timed in alternating rounds and every ratio to the limit is the median of the per-round
+ratios; the slower alternatives (b), (c) are timed once (ResNet) or best of three (PINN).
 
 Usage::
 
@@ -37,6 +43,7 @@ from lsutils.directions import random_direction
 from lsutils.landscape import evaluate_grid, grid_axes
 from lsutils.models import resnet
 from lsutils.objectives import ClassifierObjective
+from lsutils.repro import tune_cpu_allocator
 
 
 def timed(fn, repeats: int = 1):
@@ -48,13 +55,32 @@ def timed(fn, repeats: int = 1):
     return out, best
 
 
+def alternating(fns: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each function, in ``rounds`` rounds that run them in turn
+    (the order rotated each round), so slow drifts of the machine hit all alike."""
+    names = list(fns)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            t = time.perf_counter()
+            fns[n]()
+            times[n].append(time.perf_counter() - t)
+    return times
+
+
+def median_ratio(times: dict[str, list[float]], ours: str, limit: str, work_ours: float,
+                 work_limit: float) -> float:
+    """Median over rounds of (throughput of ``ours``) / (throughput of ``limit``)."""
+    return float(np.median([(work_ours / a) / (work_limit / b) for a, b in zip(times[ours], times[limit])]))
+
+
 def load_point(model, origin, dirs, coords) -> None:
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.copy_(origin[name] + sum(c * d[name] for c, d in zip(coords, dirs)))
 
 
-def resnet_case(n_samples: int, steps: int) -> dict:
+def resnet_case(n_samples: int, steps: int, rounds: int) -> dict:
     torch.manual_seed(0)
     model = resnet(20, skip=True, dim=2).eval()
     x, y = torch.randn(n_samples, 3, 32, 32), torch.randint(0, 10, (n_samples,))
@@ -69,7 +95,7 @@ def resnet_case(n_samples: int, steps: int) -> dict:
     forward_pass(sizes[-1])  # warm up
     per_size = {bs: timed(lambda: forward_pass(bs), 2)[1] for bs in sizes}
     best_bs = min(per_size, key=per_size.get)
-    t_fwd = per_size[best_bs]
+    t_fwd = per_size[best_bs]  # replaced below by the median of the alternating rounds
     res = {"model": "ResNet-20 (2-D, eval-mode BN)", "samples": n_samples, "grid": f"{steps}x{steps}",
            "best_batch": best_bs, "forward": {"seconds_per_pass": t_fwd,
                                              "throughput": n_samples / t_fwd}}
@@ -88,17 +114,28 @@ def resnet_case(n_samples: int, steps: int) -> dict:
                                                      reduction="sum")) for i in range(0, n_samples, best_bs)))
         return out
 
-    _, t_loop = timed(loop)
-    res["loop"] = {"seconds": t_loop, "throughput": points * n_samples / t_loop}
     from loss_landscapes.metrics import Loss
 
     metric = Loss(torch.nn.CrossEntropyLoss(), x, y)
     res["loss_landscapes"] = _loss_landscapes_plane(model, metric, steps, points, n_samples)
     obj = ClassifierObjective(model, x, y, batch_size=best_bs)
+    fns = {"forward": lambda: forward_pass(best_bs), "loop": loop}
     for chunk in (1, 4):  # loss and accuracy come from the same forward pass
-        land, t = timed(lambda: evaluate_grid(obj, dirs, axes, chunk_size=chunk, progress=False))
-        res[f"lsutils_chunk{chunk}"] = {"seconds": t, "throughput": points * n_samples / t,
-                                        "origin_loss": land.at_origin()}
+        fns[f"lsutils_chunk{chunk}"] = lambda chunk=chunk: evaluate_grid(obj, dirs, axes, chunk_size=chunk,
+                                                                          progress=False)
+    times = alternating(fns, rounds)
+    t_fwd = float(np.median(times["forward"]))
+    res["forward"] = {"seconds_per_pass": t_fwd, "rounds": times["forward"], "throughput": n_samples / t_fwd}
+    t_loop = float(np.median(times["loop"]))
+    res["loop"] = {"seconds": t_loop, "rounds": times["loop"], "throughput": points * n_samples / t_loop}
+    for key in fns:
+        if key.startswith("lsutils"):
+            t = float(np.median(times[key]))
+            res[key] = {"seconds": t, "rounds": times[key], "throughput": points * n_samples / t,
+                        "vs_forward_median": median_ratio(times, key, "forward", points * n_samples, n_samples),
+                        "vs_loop_median": median_ratio(times, key, "loop", 1, 1)}
+    res["origin_check"] = {"grid": evaluate_grid(obj, dirs, [np.zeros(1)] * 2, progress=False).at_origin(),
+                           "forward": forward_pass(best_bs) / n_samples}
     return res
 
 
@@ -118,7 +155,19 @@ def _loss_landscapes_plane(model, metric, steps, points, n_samples, repeats: int
     raise RuntimeError("loss-landscapes' random_plane failed with every normalization")
 
 
-def pinn_case(n_collocation: int, steps: int) -> dict:
+class ReferenceMLP(torch.nn.Module):
+    """The PINN network as the reference code runs it: ``nn.Sequential`` of ``nn.Linear``
+    and ``nn.Tanh`` (the same parameter names as ``PinnMLP``)."""
+
+    def __init__(self, net: torch.nn.Sequential) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, xt: torch.Tensor) -> torch.Tensor:
+        return self.net(xt).squeeze(-1)
+
+
+def pinn_case(n_collocation: int, steps: int, rounds: int) -> dict:
     torch.manual_seed(0)
     problem = pinn.ConvectionProblem(10.0)
     points_xt = problem.sample(n_collocation, 256, 100, seed=0)
@@ -126,16 +175,15 @@ def pinn_case(n_collocation: int, steps: int) -> dict:
     obj = pinn.PinnObjective(model, problem, points_xt)
     n_samples = n_collocation + 256 + 2 * 100
     points = steps * steps
-    _, t_one = timed(lambda: [obj.loss(obj.params) for _ in range(20)], 2)
-    t_fwd = t_one / 20
     res = {"model": "PINN 4x50 tanh MLP (loss with u_t + beta u_x)", "samples": n_samples,
-           "grid": f"{steps}x{steps}", "forward": {"seconds_per_pass": t_fwd, "throughput": n_samples / t_fwd}}
+           "grid": f"{steps}x{steps}"}
     origin = {k: v.detach().clone() for k, v in obj.params.items()}
     dirs = [random_direction(origin, 1), random_direction(origin, 2)]
     axes = grid_axes(steps, 1.0, 2)
     coords = np.stack([m.reshape(-1) for m in np.meshgrid(*axes, indexing="ij")], 1)
     loop_model = copy.deepcopy(model)
     loop_obj = pinn.PinnObjective(loop_model, problem, points_xt)
+    reference = ReferenceMLP(copy.deepcopy(model.net))  # the same weights, run as nn.Sequential
 
     def loop():
         out = []
@@ -145,12 +193,23 @@ def pinn_case(n_collocation: int, steps: int) -> dict:
                 out.append(float(loop_obj.loss(dict(loop_model.named_parameters()))))
         return out
 
-    _, t_same = timed(loop, 3)
-    res["loop_same_loss"] = {"seconds": t_same, "throughput": points * n_samples / t_same,
-                             "note": "per-point loop with lsutils' loss (forward-mode residual)"}
+    def reference_loss(m) -> float:
+        """The loss as the reference PINN code for this problem writes it (Krishnapriyan et
+        al. 2021): x and t as separate leaves, u_t and u_x by two autograd calls that keep
+        the graph, every term with gradients on (the same function serves training)."""
+        x = points_xt.interior[:, :1].clone().requires_grad_(True)
+        t = points_xt.interior[:, 1:].clone().requires_grad_(True)
+        u = m(torch.cat([x, t], 1)).unsqueeze(-1)
+        u_t = torch.autograd.grad(u, t, torch.ones_like(u), retain_graph=True, create_graph=True)[0]
+        u_x = torch.autograd.grad(u, x, torch.ones_like(u), retain_graph=True, create_graph=True)[0]
+        res_f = (u_t + problem.beta * u_x).pow(2).mean()
+        init = (m(points_xt.initial) - points_xt.initial_values).pow(2).mean()
+        bnd = (m(points_xt.boundary_left) - m(points_xt.boundary_right)).pow(2).mean()
+        return (res_f + init + bnd).detach().item()
 
     def usual_loss(m) -> float:
-        """The PINN loss as PINN code usually writes it: input gradients by autograd."""
+        """The same loss written with care: one autograd call for the input gradient, no
+        graph kept, the conditions without gradients."""
         xt = points_xt.interior.clone().requires_grad_(True)
         (du,) = torch.autograd.grad(m(xt).sum(), xt)
         res_f = (du[:, 1] + problem.beta * du[:, 0]).pow(2).mean()
@@ -159,16 +218,43 @@ def pinn_case(n_collocation: int, steps: int) -> dict:
             bnd = (m(points_xt.boundary_left) - m(points_xt.boundary_right)).pow(2).mean()
         return float(res_f + init + bnd)
 
-    def usual_loop():
-        out = []
-        for c in coords:
-            load_point(loop_model, origin, dirs, c)
-            out.append(usual_loss(loop_model))
-        return out
+    def loop_with(loss_fn):
+        def run():
+            out = []
+            for c in coords:
+                load_point(reference, origin, dirs, c)
+                out.append(loss_fn(reference))
+            return out
+        return run
 
-    _, t_loop = timed(usual_loop, 3)
-    res["loop"] = {"seconds": t_loop, "throughput": points * n_samples / t_loop,
-                   "note": "per-point loop with the usual autograd PINN loss"}
+    loops = {"loop": ("per-point loop, the reference PINN code's loss (two autograd calls, graph kept)",
+                      loop_with(reference_loss)),
+             "loop_autograd": ("per-point loop, one autograd call for the input gradient, no graph kept",
+                               loop_with(usual_loss)),
+             "loop_same_loss": ("per-point loop with lsutils' loss (the tangent carried by hand)", loop)}
+    chunks = (1, 8, 16, 64, points)
+    def one_point_loss():
+        with torch.no_grad():
+            return [obj.loss(obj.params).item() for _ in range(points)]
+
+    fns = {"forward": one_point_loss}
+    fns.update({k: fn for k, (_, fn) in loops.items()})
+    for chunk in chunks:  # the loss alone, as the loops and loss-landscapes compute it
+        fns[f"lsutils_chunk{chunk}"] = lambda chunk=chunk: evaluate_grid(
+            obj, dirs, axes, chunk_size=chunk, progress=False, metrics=False)
+    times = alternating(fns, rounds)
+    t_fwd = float(np.median(times["forward"])) / points
+    res["forward"] = {"seconds_per_pass": t_fwd, "throughput": n_samples / t_fwd,
+                      "note": "the loss at one point, repeated once per grid point"}
+    for key, (note, _) in loops.items():
+        t = float(np.median(times[key]))
+        res[key] = {"seconds": t, "throughput": points * n_samples / t, "note": note}
+    for chunk in chunks:
+        key = f"lsutils_chunk{chunk}"
+        t = float(np.median(times[key]))
+        res[key] = {"seconds": t, "throughput": points * n_samples / t,
+                    "vs_forward_median": median_ratio(times, key, "forward", 1, 1),
+                    **{f"vs_{k}_median": median_ratio(times, key, k, 1, 1) for k in loops}}
 
     from loss_landscapes.metrics import Metric
 
@@ -179,23 +265,21 @@ def pinn_case(n_collocation: int, steps: int) -> dict:
                 return float(loop_obj.loss(dict(module.named_parameters())))
 
     res["loss_landscapes"] = _loss_landscapes_plane(model, PinnLoss(), steps, points, n_samples, repeats=3)
-    for chunk in (1, 8, 16, 32, 64, points):  # the loss alone, as the loop and loss-landscapes compute
-        _, t = timed(lambda: evaluate_grid(obj, dirs, axes, chunk_size=chunk, progress=False, metrics=False), 3)
-        res[f"lsutils_chunk{chunk}"] = {"seconds": t, "throughput": points * n_samples / t}
-    _, t = timed(lambda: evaluate_grid(obj, dirs, axes, chunk_size=64, progress=False))
-    res["with_metric_chunk64"] = {"seconds": t, "throughput": points * n_samples / t,
+    _, t = timed(lambda: evaluate_grid(obj, dirs, axes, chunk_size=16, progress=False))
+    res["with_metric_chunk16"] = {"seconds": t, "throughput": points * n_samples / t,
                                   "note": "loss and relative L2 error on the 256x100 grid"}
     return res
 
 
 def ratios(case: dict) -> dict:
-    best = max((k for k in case if k.startswith("lsutils")), key=lambda k: case[k]["throughput"])
-    ours = case[best]["throughput"]
-    out = {"best": best, "vs_forward": ours / case["forward"]["throughput"],
-           "vs_loop": ours / case["loop"]["throughput"],
-           "vs_loss_landscapes": ours / case["loss_landscapes"]["throughput"]}
-    if "loop_same_loss" in case:
-        out["vs_loop_same_loss"] = ours / case["loop_same_loss"]["throughput"]
+    """The best lsutils setting and its ratios: to the limit and the loops, medians of
+    the alternating rounds; to loss-landscapes, of the medians."""
+    best = max((k for k in case if k.startswith("lsutils_")), key=lambda k: case[k]["throughput"])
+    out = {"best": best, "vs_forward": case[best]["vs_forward_median"],
+           "vs_loss_landscapes": case[best]["throughput"] / case["loss_landscapes"]["throughput"]}
+    for key in ("loop", "loop_autograd", "loop_same_loss"):
+        if key in case:
+            out[f"vs_{key}"] = case[best][f"vs_{key}_median"]
     return out
 
 
@@ -205,34 +289,36 @@ def main(argv=None) -> int:
     p.add_argument("--resnet-steps", type=int, default=5, help="ResNet grid is steps x steps (default 5)")
     p.add_argument("--pinn-collocation", type=int, default=1000, help="PINN collocation points")
     p.add_argument("--pinn-steps", type=int, default=21, help="PINN grid is steps x steps (default 21)")
+    p.add_argument("--rounds", type=int, default=5, help="alternating timing rounds (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
-    res = {"threads": torch.get_num_threads(), "torch": torch.__version__,
-           "resnet": resnet_case(a.resnet_samples, a.resnet_steps),
-           "pinn": pinn_case(a.pinn_collocation, a.pinn_steps)}
+    tuned = tune_cpu_allocator()  # as choose_device does on the CPU: every method below benefits
+    res = {"threads": torch.get_num_threads(), "torch": torch.__version__, "rounds": a.rounds, "allocator_tuned": tuned,
+           "resnet": resnet_case(a.resnet_samples, a.resnet_steps, a.rounds),
+           "pinn": pinn_case(a.pinn_collocation, a.pinn_steps, a.rounds)}
     for case in ("resnet", "pinn"):
         res[case]["ratios"] = ratios(res[case])
     if a.json:
         print(json.dumps(res, indent=2))
         return 0
+    labels = {"loop": "per-point loop", "loop_autograd": "  same, autograd written with care",
+              "loop_same_loss": "  same, lsutils' loss"}
     for case in ("resnet", "pinn"):
         c = res[case]
         print(f"{c['model']}: {c['samples']} samples, grid {c['grid']}, {res['threads']} threads")
-        print("  method                              points x samples / s    vs forward")
-        ll = f"loss-landscapes ({c['loss_landscapes']['normalization']} norm.)"
-        rows = [("forward pass (the limit)", c["forward"]), ("per-point loop", c["loop"])]
-        if "loop_same_loss" in c:
-            rows.append(("per-point loop, lsutils' loss", c["loop_same_loss"]))
-        rows.append((ll, c["loss_landscapes"]))
-        rows += [(f"lsutils evaluate_grid, {k.split('_')[1]}", c[k]) for k in c if k.startswith("lsutils")]
+        print("  method                                points x samples / s    vs forward")
+        rows = [("forward pass (the limit)", c["forward"])]
+        rows += [(labels[k], c[k]) for k in labels if k in c]
+        rows.append((f"loss-landscapes ({c['loss_landscapes']['normalization']} norm.)", c["loss_landscapes"]))
+        rows += [(f"lsutils evaluate_grid, {k.split('_')[1]}", c[k]) for k in c if k.startswith("lsutils_")]
         for name, r in rows:
-            print(f"  {name:<36} {r['throughput']:>18,.0f}    {r['throughput'] / c['forward']['throughput']:.2f}x")
-        if "with_metric_chunk64" in c:
-            print(f"  (lsutils with the relative L2 error as well, chunk 64: {c['with_metric_chunk64']['seconds']:.1f} s)")
+            print(f"  {name:<38} {r['throughput']:>18,.0f}    {r['throughput'] / c['forward']['throughput']:.2f}x")
+        if "with_metric_chunk16" in c:
+            print(f"  (lsutils with the relative L2 error as well, chunk 16: {c['with_metric_chunk16']['seconds']:.2f} s)")
         q = c["ratios"]
-        extra = (f", {q['vs_loop_same_loss']:.2f}x the loop with lsutils' loss" if "vs_loop_same_loss" in q else "")
-        print(f"  best lsutils ({q['best']}): {q['vs_forward']:.2f}x the forward pass, {q['vs_loop']:.2f}x the "
-              f"usual loop{extra}, {q['vs_loss_landscapes']:.2f}x loss-landscapes\n")
+        loops = ", ".join(f"{q['vs_' + k]:.2f}x the {labels[k].strip()}" for k in labels if "vs_" + k in q)
+        print(f"  best lsutils ({q['best']}), medians over {res['rounds']} rounds: "
+              f"{q['vs_forward']:.2f}x the forward pass, {loops}; {q['vs_loss_landscapes']:.2f}x loss-landscapes\n")
     return 0
 
 

@@ -42,6 +42,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import jvp
 
@@ -147,22 +148,35 @@ class PinnMLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, xt: Tensor, tangent: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
-        """``u(xt)``, or with ``tangent`` also the directional derivative ``du = J_u(xt) tangent``.
+        r"""``u(xt)``, or with ``tangent`` also the directional derivative ``du = J_u(xt) tangent``.
 
-        The tangent is carried through the layers by hand, ``dh' = W dh`` and
-        ``d tanh(z) = (1 - tanh(z)^2) dz``: plain operations, so reverse mode and
-        ``vmap`` apply to it as to the forward pass, without forward-mode AD's overhead.
+        ``tangent`` is ``[N, 2]``, or ``[2]`` for the same direction at every point (then
+        the first layer's tangent is one row, broadcast). The function is ``self.net``'s,
+        computed in sigmoid form: with :math:`\tanh(z) = 2\sigma(2z) - 1`, each layer
+        :math:`z' = W \tanh(z) + b` becomes :math:`2z' = 4W\sigma(2z) + 2(b - W\mathbf{1})`,
+        so a hidden layer costs one ``sigmoid`` and the rescaling moves into the (small)
+        weights; on the CPU builds of torch measured here ``tanh`` is 3.5x slower than
+        ``sigmoid``, and the batched PINN loss 1.3x faster this way. The tangent is carried
+        through the layers by hand (:math:`d\sigma = \sigma(1 - \sigma)\,d(2z)`): plain
+        operations, so reverse mode and ``vmap`` apply to it as to the forward pass,
+        without forward-mode AD's overhead.
         """
-        if tangent is None:
-            return self.net(xt).squeeze(-1)
-        h, dh = xt, tangent
-        for layer in self.net:
-            if isinstance(layer, nn.Linear):
-                h, dh = layer(h), dh @ layer.weight.T
-            else:
-                h = torch.tanh(h)
-                dh = (1 - h * h) * dh
-        return h.squeeze(-1), dh.squeeze(-1)
+        linears = [m for m in self.net if isinstance(m, nn.Linear)]
+        first = linears[0]
+        z = F.linear(xt, 2 * first.weight, 2 * first.bias)  # 2 z_1
+        dz = None if tangent is None else tangent @ (2 * first.weight).T
+        for i, lin in enumerate(linears[1:], start=2):
+            s = torch.sigmoid(z)  # tanh(z_k) = 2 s - 1
+            scale = 2.0 if i == len(linears) else 4.0  # the output layer is not doubled
+            weight = scale * lin.weight
+            z = F.linear(s, weight, scale / 2 * (lin.bias - lin.weight.sum(1)))
+            if dz is not None:
+                q = dz * s
+                dz = torch.addcmul(q, q, s, value=-1) @ weight.T  # s (1 - s) d(2z), then the layer
+        u = z.squeeze(-1)
+        if dz is None:
+            return u
+        return u, dz.expand_as(z).squeeze(-1)
 
 
 def relative_l2_error(pred: Tensor, exact: Tensor) -> Tensor:
@@ -198,6 +212,7 @@ class PinnObjective(Objective):
         self._splits = [len(self.points.initial), len(self.points.boundary_left),
                         len(self.points.boundary_right)]
         direction = torch.tensor([problem.beta, 1.0], device=self.device, dtype=dtype)
+        self._direction = direction  # u_t + beta u_x is the derivative along (beta, 1)
         self._tangent = direction.expand_as(self.points.interior)
         self._grid = problem.grid(self.device, dtype)[2]
         self._exact = problem.exact_field(self.device, dtype)
@@ -206,7 +221,7 @@ class PinnObjective(Objective):
         """The three loss terms ``residual``, ``initial``, ``boundary``."""
         u = lambda xt: self.forward(params, xt)  # noqa: E731
         if isinstance(self.model, PinnMLP):  # the tangent carried through the layers by hand
-            _, directional = self.forward(params, self.points.interior, self._tangent)
+            _, directional = self.forward(params, self.points.interior, self._direction)
         else:
             _, directional = jvp(u, (self.points.interior,), (self._tangent,))
         u0, left, right = u(self._conditions).split(self._splits)  # directional: u_t + beta u_x

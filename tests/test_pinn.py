@@ -146,3 +146,25 @@ def test_hand_carried_tangent_equals_jvp_and_autograd():
     u_ref, du_ref = jvp(model, (xt,), (tangent,))
     torch.testing.assert_close(u, u_ref, rtol=1e-14, atol=0)
     torch.testing.assert_close(du, du_ref, rtol=1e-12, atol=1e-14)
+
+
+def test_sigmoid_form_forward_is_the_tanh_network():
+    torch.manual_seed(0)
+    model = pinn.PinnMLP(20, 3).double()
+    xt = torch.rand(300, 2, dtype=torch.float64) * 6
+    torch.testing.assert_close(model(xt), model.net(xt).squeeze(-1), rtol=0, atol=1e-13)
+    x32 = xt.float()
+    assert (model.float()(x32) - model.net(x32).squeeze(-1)).abs().max() < 1e-5
+    assert any(isinstance(m, nn.Tanh) for m in model.net)  # the architecture as written
+
+
+def test_cpu_allocator_tuning_applies_once_and_can_be_refused(monkeypatch):
+    import sys
+
+    from lsutils.repro import tune_cpu_allocator
+
+    monkeypatch.setenv("LSUTILS_KEEP_MALLOC", "1")
+    assert tune_cpu_allocator.__wrapped__() is False
+    monkeypatch.delenv("LSUTILS_KEEP_MALLOC")
+    applied = tune_cpu_allocator.__wrapped__()
+    assert applied is sys.platform.startswith("linux")
