@@ -41,6 +41,7 @@ __all__ = [
     "ResnetTrainParams",
     "HessianParams",
     "LandscapeParams",
+    "TopologyParams",
     "NOTEBOOK_SCHEMAS",
     "PROFILE_NAMES",
     "repo_root",
@@ -146,12 +147,26 @@ class LandscapeParams:
     pinn_chunk: int = _spec(16, lo=1, doc="grid points per batched call, PINNs")
 
 
+@dataclass(frozen=True)
+class TopologyParams:
+    """Parameters of ``05_topology``: merge trees of every landscape, and planes of every
+    trained model for the comparison with performance and curvature."""
+
+    n_samples: int = _spec(1000, lo=0, doc="training samples in the classifier loss (0: all)")
+    compare_resolution: int = _spec(15, lo=3, doc="points per axis of the comparison planes")
+    span: float = _spec(1.0, lo=0.0, lo_open=True, doc="half-width of the comparison planes, filter-normalized units")
+    rel_threshold: float = _spec(0.01, lo=0.0, hi=1.0, doc="simplify pairs below this fraction of the loss range")
+    resnet_chunk: int = _spec(1, lo=1, doc="grid points per batched call, ResNets")
+    pinn_chunk: int = _spec(16, lo=1, doc="grid points per batched call, PINNs")
+
+
 #: notebook stem -> dataclass of its parameters. A later chapter adds its own here.
 NOTEBOOK_SCHEMAS: dict[str, type] = {
     "01_train_resnets": ResnetTrainParams,
     "02_train_pinns": PinnSweepParams,
     "03_hessian": HessianParams,
     "04_landscapes": LandscapeParams,
+    "05_topology": TopologyParams,
 }
 
 

@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 
 __all__ = ["PALETTE", "use_style", "pinn_fields", "loss_curves", "error_vs_beta", "learning_curves",
            "dataset_examples", "spectral_density", "top_eigenvalues", "curvature_vs_beta",
-           "landscape_contour", "landscape_surface", "landscape_curves"]
+           "landscape_contour", "landscape_surface", "landscape_curves", "persistence_diagram",
+           "merge_tree", "landscape_profiles", "scatter_groups"]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
 
@@ -253,4 +254,95 @@ def landscape_curves(curves: Mapping[str, object], *, key: str = "loss", log: bo
         ax.set_yscale("log")
     ax.set(xlabel=xlabel, ylabel=key + (" (log scale)" if log else ""), title=title)
     ax.legend()
+    return fig
+
+
+def persistence_diagram(diagrams: Mapping[str, np.ndarray], *, title: str = "", log: bool = False,
+                        ax=None) -> Figure:
+    """0-dim persistence diagrams ``{label: [(birth, death)]}`` on one axes; the
+    essential pair (death ``inf``) is drawn on a dashed line above the others."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(5, 4.6))
+    ax = ax if ax is not None else fig.add_subplot()
+    pts = [np.asarray(d, float).reshape(-1, 2) for d in diagrams.values()]
+    finite = np.concatenate([p[np.isfinite(p)] for p in pts] + [np.zeros(0)])
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    top = hi * 1.5 if log else hi + 0.1 * (hi - lo + 1e-12)
+    for i, (label, p) in enumerate(zip(diagrams, pts)):
+        death = np.where(np.isfinite(p[:, 1]), p[:, 1], top)
+        ax.scatter(p[:, 0], death, s=18, color=PALETTE[i % len(PALETTE)], label=f"{label} ({len(p)} pairs)",
+                   alpha=0.8)
+    ax.plot([lo, top], [lo, top], color="0.5", lw=1)
+    ax.axhline(top, color="0.5", ls="--", lw=1)
+    ax.text(lo, top, " essential (dies at infinity)", va="bottom", fontsize=7, color="0.3")
+    if log:
+        ax.set(xscale="log", yscale="log")
+    ax.set(xlabel="birth (loss at the minimum)", ylabel="death (loss at the saddle)", title=title)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def merge_tree(tree, *, title: str = "", log: bool = True, ax=None) -> Figure:
+    """A merge tree (:class:`lsutils.topology.MergeTree`) with nodes at their loss:
+    minima (blue), saddles (red), the root (the grid's maximum, black)."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(6, 4))
+    ax = ax if ax is not None else fig.add_subplot()
+    nodes, edges = tree.nodes_and_edges()
+    kids: dict[int, list[int]] = {}
+    for c, p in edges:
+        kids.setdefault(p, []).append(c)
+    x: dict[int, float] = {}
+
+    def place(n: int) -> float:  # leaves left to right in depth-first order
+        if n not in kids:
+            x[n] = float(len([v for v in x if v not in kids]))
+        else:
+            x[n] = float(np.mean([place(c) for c in sorted(kids[n], key=lambda c: nodes[c]["value"])]))
+        return x[n]
+
+    root = next(i for i, n in enumerate(nodes) if n["kind"] == "root") if len(nodes) > 1 else 0
+    place(root)
+    y = np.array([n["value"] for n in nodes])
+    if log and y.min() <= 0:
+        log = False
+    for c, p in edges:
+        ax.plot([x[c], x[c], x[p]], [y[c], y[p], y[p]], color="0.4", lw=1)
+    colours = {"minimum": PALETTE[0], "saddle": PALETTE[1], "root": "k"}
+    for kind, colour in colours.items():
+        idx = [i for i, n in enumerate(nodes) if n["kind"] == kind]
+        ax.scatter([x[i] for i in idx], y[idx], color=colour, s=22, zorder=3, label=f"{kind} ({len(idx)})")
+    if log:
+        ax.set_yscale("log")
+    ax.set(xlabel="minima (in tree order)", ylabel="loss" + (" (log scale)" if log else ""), title=title)
+    ax.set_xticks([])
+    ax.legend(fontsize=7)
+    return fig
+
+
+def landscape_profiles(profiles: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: str = "",
+                       log: bool = True, ax=None) -> Figure:
+    """Landscape profiles ``{label: (x, y)}`` (Geniesse et al. 2024), the width scaled to
+    the fraction of the grid so grids of different sizes compare."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(6.4, 3.6))
+    ax = ax if ax is not None else fig.add_subplot()
+    for i, (label, (px, py)) in enumerate(profiles.items()):
+        px = np.asarray(px, float) / max(float(np.max(px)), 1.0)
+        ax.plot(px, py, color=PALETTE[i % len(PALETTE)], label=label, lw=1.2)
+        ax.fill_between(px, py, np.max(py), color=PALETTE[i % len(PALETTE)], alpha=0.08)
+    if log and all(np.min(p[1]) > 0 for p in profiles.values()):
+        ax.set_yscale("log")
+    ax.set(xlabel="fraction of the grid's points (basin width)", ylabel="loss (basin depth)", title=title)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def scatter_groups(groups: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str,
+                   ylabel: str, title: str = "", logx: bool = False, logy: bool = False, ax=None) -> Figure:
+    """One point per model, ``{group: (xs, ys)}``, coloured by group."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(4.6, 3.6))
+    ax = ax if ax is not None else fig.add_subplot()
+    for i, (label, (xs, ys)) in enumerate(groups.items()):
+        ax.scatter(xs, ys, color=PALETTE[i % len(PALETTE)], label=label, s=28)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xscale="log" if logx else "linear",
+           yscale="log" if logy else "linear")
+    ax.legend(fontsize=7)
     return fig
