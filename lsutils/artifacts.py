@@ -49,7 +49,7 @@ STAGES: dict[str, str] = {
     "hessian": "03_hessian",
     "landscapes": "04_landscapes",
     "topology": "05_topology",
-    "jump_retrain": "06_jump_retrain",
+    "jump_retrain": "06_jump_and_retrain",
     "global": "07_global",
 }
 

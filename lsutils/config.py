@@ -42,6 +42,7 @@ __all__ = [
     "HessianParams",
     "LandscapeParams",
     "TopologyParams",
+    "JumpRetrainParams",
     "NOTEBOOK_SCHEMAS",
     "PROFILE_NAMES",
     "repo_root",
@@ -160,6 +161,22 @@ class TopologyParams:
     pinn_chunk: int = _spec(16, lo=1, doc="grid points per batched call, PINNs")
 
 
+@dataclass(frozen=True)
+class JumpRetrainParams:
+    """Parameters of ``06_jump_and_retrain``: the poorly-generalizing counterpart, the
+    jumps and retraining, the embedding and its homology."""
+
+    label_noise: float = _spec(0.4, lo=0.0, hi=1.0, doc="fraction of training labels replaced for the poor network")
+    poor_epochs: int = _spec(30, lo=1, doc="training epochs of the poor network")
+    jump_steps: list = _spec([0.25, 0.5, 0.75, 1.0], lo=0.0, lo_open=True, doc="jump lengths, filter-normalized units")
+    jump_seeds: list = _spec([0, 1], lo=0, doc="direction seeds")
+    retrain_epochs: int = _spec(4, lo=1, doc="retraining epochs after each jump")
+    retrain_lr: float = _spec(0.01, lo=0.0, lo_open=True, doc="constant retraining learning rate")
+    loss_samples: int = _spec(1000, lo=1, doc="training samples for the loss at every saved point")
+    knn: int = _spec(5, lo=2, doc="neighbours in PHATE and in the homology graph")
+    max_stack_mb: int = _spec(1024, lo=1, doc="project parameter vectors when their matrix is larger (MB)")
+
+
 #: notebook stem -> dataclass of its parameters. A later chapter adds its own here.
 NOTEBOOK_SCHEMAS: dict[str, type] = {
     "01_train_resnets": ResnetTrainParams,
@@ -167,6 +184,7 @@ NOTEBOOK_SCHEMAS: dict[str, type] = {
     "03_hessian": HessianParams,
     "04_landscapes": LandscapeParams,
     "05_topology": TopologyParams,
+    "06_jump_and_retrain": JumpRetrainParams,
 }
 
 

@@ -81,6 +81,23 @@ class Dataset:
         return Dataset(self.name, self.x_train[:n_train], self.y_train[:n_train],
                        self.x_test[:n_test], self.y_test[:n_test], self.num_classes)
 
+    def with_label_noise(self, fraction: float, seed: int = 0) -> "Dataset":
+        """A copy whose training labels are replaced, for a random ``fraction`` of the
+        samples, by a different class drawn uniformly (test labels untouched): the
+        classic way to make a network that fits its training set and generalizes worse
+        (Zhang et al. 2017). The name records the corruption, e.g. ``mnist1d+noise0.4s0``.
+        """
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction = {fraction}; allowed: 0 <= fraction <= 1")
+        gen = torch.Generator().manual_seed(seed)
+        n = len(self.y_train)
+        flip = torch.randperm(n, generator=gen)[:round(fraction * n)]
+        shift = torch.randint(1, self.num_classes, (len(flip),), generator=gen)
+        y = self.y_train.clone()
+        y[flip] = (y[flip] + shift) % self.num_classes
+        return Dataset(f"{self.name}+noise{fraction:g}s{seed}", self.x_train, y, self.x_test, self.y_test,
+                       self.num_classes)
+
 
 def md5sum(path: Path, chunk: int = 1 << 20) -> str:
     """MD5 of a file, read in chunks."""

@@ -24,12 +24,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,7 @@ from .repro import progress_bar
 
 __all__ = ["TrainConfig", "TrainRun", "ModelSpec", "augment_batch", "lr_at", "evaluate",
            "train_classifier", "train_or_load", "load_run", "trajectory", "run_dir_for",
-           "summary_table"]
+           "summary_table", "state_digest"]
 
 SCHEDULES = ("cosine", "step", "constant")
 
@@ -169,15 +170,29 @@ def _epoch_path(run_dir: Path, epoch: int) -> Path:
     return run_dir / f"epoch_{epoch:03d}.pt"
 
 
-def _identity(spec: ModelSpec, data: Dataset, config: TrainConfig, seed: int) -> dict[str, Any]:
-    return {"model": {"type": type(spec).__name__, **dataclasses.asdict(spec)},
-            "data": {"name": data.name, "n_train": len(data.x_train), "n_test": len(data.x_test)},
-            "train": dataclasses.asdict(config), "seed": seed}
+def state_digest(state: Mapping[str, Tensor]) -> str:
+    """A short SHA-1 of a state dict's names and values (identifies a starting point)."""
+    h = hashlib.sha1()
+    for name in sorted(state):
+        h.update(name.encode())
+        h.update(state[name].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _identity(spec: ModelSpec, data: Dataset, config: TrainConfig, seed: int,
+              init: Mapping[str, Tensor] | None = None) -> dict[str, Any]:
+    ident = {"model": {"type": type(spec).__name__, **dataclasses.asdict(spec)},
+             "data": {"name": data.name, "n_train": len(data.x_train), "n_test": len(data.x_test)},
+             "train": dataclasses.asdict(config), "seed": seed}
+    if init is not None:
+        ident["init"] = state_digest(init)
+    return ident
 
 
 def train_classifier(spec: ModelSpec, data: Dataset, config: TrainConfig, *, seed: int,
                      run_dir: Path, device: torch.device | str = "cpu", progress: bool = True,
-                     stop_after: int | None = None, profile: str | None = None) -> TrainRun:
+                     stop_after: int | None = None, profile: str | None = None,
+                     init: Mapping[str, Tensor] | None = None) -> TrainRun:
     """Train (or resume) one classifier, saving every epoch under ``run_dir``.
 
     Args:
@@ -187,15 +202,19 @@ def train_classifier(spec: ModelSpec, data: Dataset, config: TrainConfig, *, see
         seed: initialisation, batch order and augmentation.
         run_dir: where ``epoch_*.pt``, ``resume.pt`` and ``final.json`` go.
         stop_after: stop after this many epochs in total (as an interruption would).
+        init: start from these weights (a state dict) instead of the seeded
+            initialisation; recorded by its digest, so a different start retrains.
 
     Returns:
         The run; ``history`` holds per-epoch ``lr``, ``train_loss``, ``train_acc``
         (running averages over the epoch, augmented), ``test_loss`` and ``test_acc``.
     """
     device = torch.device(device)
-    ident = _identity(spec, data, config, seed)
+    ident = _identity(spec, data, config, seed, init)
     torch.manual_seed(seed)
     model = spec.build().to(device)
+    if init is not None:
+        model.load_state_dict(init)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(seed)
@@ -273,14 +292,15 @@ def load_run(spec: ModelSpec, run_dir: Path, device: torch.device | str = "cpu")
 
 def train_or_load(spec: ModelSpec, data: Dataset, config: TrainConfig, *, seed: int, run_dir: Path,
                   device: torch.device | str = "cpu", progress: bool = True,
-                  profile: str | None = None) -> TrainRun:
-    """Load the finished run in ``run_dir`` if it was trained exactly so; else train
-    (resuming from the last finished epoch when a matching partial run exists)."""
+                  profile: str | None = None, init: Mapping[str, Tensor] | None = None) -> TrainRun:
+    """Load the finished run in ``run_dir`` if it was trained exactly so (same ``init``
+    too); else train (resuming from the last finished epoch when a matching partial run
+    exists)."""
     final = run_dir / "final.json"
-    if artifacts.exists(final) and artifacts.read_meta(final)["params"] == _identity(spec, data, config, seed):
+    if artifacts.exists(final) and artifacts.read_meta(final)["params"] == _identity(spec, data, config, seed, init):
         return load_run(spec, run_dir, device)
     return train_classifier(spec, data, config, seed=seed, run_dir=run_dir, device=device,
-                            progress=progress, profile=profile)
+                            progress=progress, profile=profile, init=init)
 
 
 def trajectory(run_dir: Path) -> list[dict[str, Tensor]]:
