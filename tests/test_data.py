@@ -113,3 +113,17 @@ def test_cifar10_offline_says_where_to_put_it(data_root):
         data.cifar10(download=False)
     with pytest.raises(data.DatasetError, match="offline, put cifar-10-python.tar.gz"):
         data.cifar10(url="http://127.0.0.1:9/cifar-10-python.tar.gz")
+
+
+def test_label_noise_replaces_exactly_that_fraction_with_other_classes():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 10, (1000,), generator=g)
+    ds = data.Dataset("toy", torch.zeros(1000, 1, 4), y, torch.zeros(10, 1, 4), y[:10])
+    noisy = ds.with_label_noise(0.3, seed=1)
+    changed = noisy.y_train != y
+    assert int(changed.sum()) == 300 and noisy.y_train.min() >= 0 and noisy.y_train.max() < 10
+    assert torch.equal(noisy.y_test, ds.y_test) and torch.equal(noisy.x_train, ds.x_train)
+    assert noisy.name == "toy+noise0.3s1"
+    assert torch.equal(ds.with_label_noise(0.3, seed=1).y_train, noisy.y_train)  # deterministic
+    with pytest.raises(ValueError, match="fraction"):
+        ds.with_label_noise(1.5)

@@ -149,3 +149,19 @@ def test_classifier_objective_is_the_eval_mode_cross_entropy():
                                torch.stack([obj(p) for p in points]))
     with pytest.raises(ValueError, match="samples"):
         ClassifierObjective(model, data.x_test, data.y_test[:3])
+
+
+def test_training_from_given_weights_starts_there_and_is_its_own_run(tmp_path):
+    data = toy_data()
+    base = train_classifier(SPEC, data, CFG, seed=0, run_dir=tmp_path / "base", progress=False)
+    start = {k: v.clone() for k, v in base.model.state_dict().items()}
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=1e-3, schedule="constant", augment=False)
+    run = train_or_load(SPEC, data, cfg, seed=0, run_dir=tmp_path / "from", init=start, progress=False)
+    first = trajectory(run.run_dir)[0]
+    assert all(torch.equal(first[k], start[k]) for k in start)  # epoch 0 is the given weights
+    # a different start is a different run: it retrains instead of loading
+    other = {k: (v + 0.01 if v.is_floating_point() else v) for k, v in start.items()}
+    again = train_or_load(SPEC, data, cfg, seed=0, run_dir=tmp_path / "from", init=other, progress=False)
+    assert not again.loaded
+    assert torch.equal(trajectory(again.run_dir)[0]["conv1.weight"], other["conv1.weight"])
+    assert train_or_load(SPEC, data, cfg, seed=0, run_dir=tmp_path / "from", init=other, progress=False).loaded
