@@ -113,7 +113,10 @@ class MergeTree:
 
     def branches(self) -> dict[int, list[int]]:
         """Each minimum's branch: the minimum, then the saddles where it absorbed another
-        component (by level), then the saddle where it dies (the root for the global min)."""
+        component (by level), then the saddle where it dies (the root for the global min).
+        Pairs of zero persistence (ties) are left out, as in the summaries."""
+        if (self.persistence <= 0).any():
+            return self.simplify(0).branches()
         chains: dict[int, list[int]] = {int(m): [int(m)] for m in self.pairs[:, 0]}
         chains[self.global_min] = [self.global_min]
         for m, s, e in self.pairs[np.argsort(self.rank[self.pairs[:, 1]], kind="stable")]:

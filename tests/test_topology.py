@@ -93,6 +93,10 @@ def test_plateaus_are_deterministic_and_documented():
     tree = merge_tree(values)
     assert sorted(tree.coords(m) for m in tree.minima) == [(0, 0), (0, 4)]
     assert tree.coords(int(tree.pairs[0, 1]))[1] == 3 and summarize(tree).average_persistence == 5.0
+    ties = merge_tree(np.round(wells([(-2, -2), (2, 2)], (41, 41)), 2))  # ties make zero-length pairs
+    assert (ties.persistence == 0).any()
+    kinds = [n["kind"] for n in ties.nodes_and_edges()[0]]
+    assert kinds.count("minimum") == summarize(ties).n_minima and kinds.count("saddle") == summarize(ties).n_saddles
     again = merge_tree(values.copy())
     np.testing.assert_array_equal(tree.pairs, again.pairs)
 
