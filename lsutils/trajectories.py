@@ -169,10 +169,13 @@ def phate_embedding(x: np.ndarray, *, n_components: int = 2, knn: int = 5, seed:
 
     if len(x) < knn + 2:
         raise ValueError(f"{len(x)} points with knn = {knn}; allowed: at least knn + 2 points")
-    # SMACOF for the MDS step: exact and fast at the few hundred points of a trajectory set
-    # (the stochastic default warns that it has not converged on small sets)
+    # No PCA inside PHATE: it centres the rows, and cosines of centred weight vectors are
+    # cosines of displacements from the mean, not of the weights (jumps along orthogonal
+    # directions then fall apart into disconnected clusters); reduce with stack_states'
+    # uncentred projection instead. SMACOF for the MDS step: exact and fast at the few
+    # hundred points of a trajectory set (the stochastic default may not converge on them).
     op = phate.PHATE(n_components=n_components, knn=knn, knn_dist=distance, random_state=seed, verbose=0,
-                     n_jobs=1, n_pca=min(100, len(x) - 1, x.shape[1]), mds_solver="smacof")
+                     n_jobs=1, n_pca=None, mds_solver="smacof")
     return np.asarray(op.fit_transform(x))
 
 
