@@ -145,7 +145,7 @@ class LandscapeParams:
     resolution_3d: int = _spec(11, lo=3, doc="points per axis of the 3-D Hessian blocks")
     interp_points: int = _spec(41, lo=3, doc="points on the initialization-to-trained line")
     resnet_chunk: int = _spec(1, lo=1, doc="grid points per batched call, ResNets")
-    pinn_chunk: int = _spec(16, lo=1, doc="grid points per batched call, PINNs")
+    pinn_chunk: int = _spec(64, lo=1, doc="grid points per batched call, PINNs")
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class TopologyParams:
     span: float = _spec(1.0, lo=0.0, lo_open=True, doc="half-width of the comparison planes, filter-normalized units")
     rel_threshold: float = _spec(0.01, lo=0.0, hi=1.0, doc="simplify pairs below this fraction of the loss range")
     resnet_chunk: int = _spec(1, lo=1, doc="grid points per batched call, ResNets")
-    pinn_chunk: int = _spec(16, lo=1, doc="grid points per batched call, PINNs")
+    pinn_chunk: int = _spec(64, lo=1, doc="grid points per batched call, PINNs")
 
 
 @dataclass(frozen=True)
