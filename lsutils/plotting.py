@@ -266,6 +266,7 @@ def persistence_diagram(diagrams: Mapping[str, np.ndarray], *, title: str = "", 
     pts = [np.asarray(d, float).reshape(-1, 2) for d in diagrams.values()]
     finite = np.concatenate([p[np.isfinite(p)] for p in pts] + [np.zeros(0)])
     lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    log = log and finite.size > 0 and lo > 0  # an empty or non-positive diagram stays linear
     top = hi * 1.5 if log else hi + 0.1 * (hi - lo + 1e-12)
     for i, (label, p) in enumerate(zip(diagrams, pts)):
         death = np.where(np.isfinite(p[:, 1]), p[:, 1], top)
@@ -274,6 +275,8 @@ def persistence_diagram(diagrams: Mapping[str, np.ndarray], *, title: str = "", 
     ax.plot([lo, top], [lo, top], color="0.5", lw=1)
     ax.axhline(top, color="0.5", ls="--", lw=1)
     ax.text(lo, top, " essential (dies at infinity)", va="bottom", fontsize=7, color="0.3")
+    if not sum(len(p) for p in pts):
+        ax.text(0.5, 0.5, "no bars", transform=ax.transAxes, ha="center", color="0.3")
     if log:
         ax.set(xscale="log", yscale="log")
     ax.set(xlabel="birth (loss at the minimum)", ylabel="death (loss at the saddle)", title=title)
