@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MergeTree", "TopologySummary", "merge_tree", "summarize", "landscape_profile"]
+__all__ = ["MergeTree", "TopologySummary", "merge_tree", "summarize", "landscape_profile", "diagrams_equal"]
 
 
 @dataclass
@@ -147,6 +147,23 @@ class MergeTree:
         return nodes, edges
 
 
+def _find(parent: dict[int, int], x: int) -> int:
+    """Union-find root of ``x`` (absent keys are their own roots), compressing the path."""
+    root = x
+    while parent.get(root, root) != root:
+        root = parent[root]
+    while parent.get(x, x) != root:
+        parent[x], x = root, parent[x]
+    return root
+
+
+def diagrams_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two persistence diagrams ``[(birth, death)]`` are the same multiset."""
+    a, b = np.asarray(a, float).reshape(-1, 2), np.asarray(b, float).reshape(-1, 2)
+    return a.shape == b.shape and np.array_equal(a[np.lexsort((a[:, 1], a[:, 0]))],
+                                                 b[np.lexsort((b[:, 1], b[:, 0]))])
+
+
 def _lowest_neighbour(rank: np.ndarray) -> np.ndarray:
     """Flat index of each point's lowest axis neighbour below it (itself if none)."""
     shape, n = rank.shape, rank.size
@@ -229,18 +246,9 @@ def merge_tree(values: np.ndarray, nonfinite: str = "raise") -> MergeTree:
     sel = sel[np.argsort(flat_rank[saddle[sel]], kind="stable")]
 
     parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        root = x
-        while parent.get(root, root) != root:
-            root = parent[root]
-        while parent.get(x, x) != root:  # path compression
-            parent[x], x = root, parent[x]
-        return root
-
     pairs: list[tuple[int, int, int]] = []
     for s, u, v in zip(saddle[sel].tolist(), la[sel].tolist(), lb[sel].tolist()):
-        ru, rv = find(u), find(v)
+        ru, rv = _find(parent, u), _find(parent, v)
         if ru == rv:
             continue
         elder, young = (ru, rv) if flat_rank[ru] < flat_rank[rv] else (rv, ru)
@@ -310,26 +318,20 @@ def _component_sizes(tree: MergeTree, queries: list[tuple[int, int]]) -> list[in
     merges = tree.pairs[np.argsort(flat_rank[tree.pairs[:, 1]], kind="stable")]
     members: dict[int, list[int]] = {int(b): [int(b)] for b in basins}
     parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        while parent.get(x, x) != x:
-            x = parent[x]
-        return x
-
     out = [0] * len(queries)
     j = 0
     for qi in sorted(range(len(queries)), key=lambda i: queries[i][1]):
         m, r = queries[qi]
         while j < len(merges) and flat_rank[merges[j, 1]] < r:
             young, _, elder = (int(v) for v in merges[j])
-            ry, re = find(young), find(elder)
+            ry, re = _find(parent, young), _find(parent, elder)
             if ry != re:
                 if len(members[ry]) > len(members[re]):
                     ry, re = re, ry
                 parent[ry] = re
                 members[re] += members.pop(ry)
             j += 1
-        ids = np.array([bid[b] for b in members[find(m)]], dtype=np.int64)
+        ids = np.array([bid[b] for b in members[_find(parent, m)]], dtype=np.int64)
         out[qi] = int((np.searchsorted(key, ids * n + r) - np.searchsorted(key, ids * n)).sum())
     return out
 

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from .data import Dataset
-from .directions import random_direction
+from .directions import flatten, random_direction
 from .repro import progress_bar
 from .train import ModelSpec, TrainConfig, evaluate, train_or_load, trajectory
 
@@ -146,8 +146,7 @@ def stack_states(states: Sequence[Mapping[str, Tensor]], names: Sequence[str], *
     """
     total = sum(states[0][n].numel() for n in names)
     if len(states) * total * 4 <= max_bytes:
-        return torch.stack([torch.cat([s[n].detach().reshape(-1).float().cpu() for n in names])
-                            for s in states]).numpy()
+        return torch.stack([flatten(s, names).detach().float().cpu() for s in states]).numpy()
     gen = torch.Generator().manual_seed(seed)
     out = torch.zeros(len(states), dims)
     for n in names:
