@@ -95,10 +95,8 @@ def resnet_case(n_samples: int, steps: int, rounds: int) -> dict:
     forward_pass(sizes[-1])  # warm up
     per_size = {bs: timed(lambda: forward_pass(bs), 2)[1] for bs in sizes}
     best_bs = min(per_size, key=per_size.get)
-    t_fwd = per_size[best_bs]  # replaced below by the median of the alternating rounds
     res = {"model": "ResNet-20 (2-D, eval-mode BN)", "samples": n_samples, "grid": f"{steps}x{steps}",
-           "best_batch": best_bs, "forward": {"seconds_per_pass": t_fwd,
-                                             "throughput": n_samples / t_fwd}}
+           "best_batch": best_bs}
     origin = {k: v.detach().clone() for k, v in model.named_parameters()}
     dirs = [random_direction(origin, 1), random_direction(origin, 2)]
     axes = grid_axes(steps, 1.0, 2)

@@ -356,25 +356,25 @@ def landscape_profile(tree: MergeTree, threshold: float = 0.0) -> tuple[np.ndarr
     for m, chain in chains.items():
         for below, node in zip(chain[:-1], chain[1:]):
             children.setdefault(node, []).append((below, m))
-    # (node, its component's minimum, the level above it) -> width
-    stack, queries, items = [(t.root, t.global_min, int(rank[t.root]) + 1)], [], []
+    # width of each node's component just below the level above it: (node, top rank) -> points
+    stack, keys, queries = [(t.root, t.global_min, int(rank[t.root]) + 1)], [], []
     while stack:
         node, m, top = stack.pop()
+        keys.append((node, top))
         queries.append((m, top))
-        items.append(node)
         for child, cm in children.get(node, []):
             stack.append((child, cm, int(rank[node])))
-    sizes = dict(zip([(v, q[1]) for v, q in zip(items, queries)], _component_sizes(tree, queries)))
+    sizes = dict(zip(keys, _component_sizes(tree, queries)))
 
-    def shape(node: int, m: int, top: int, level: float) -> tuple[list[float], list[float]]:
+    def shape(node: int, top: int, level: float) -> tuple[list[float], list[float]]:
         width = sizes[(node, top)]
         kids = children.get(node, [])
         if not kids:
             return [0.0, width / 2, width], [level, float(flat[node]), level]
         kids = sorted(kids, key=lambda c: -sizes[(c[0], int(rank[node]))])  # widest first
         xs, ys, x0 = [], [], 0.0
-        for child, cm in kids:
-            cx, cy = shape(child, cm, int(rank[node]), float(flat[node]))
+        for child, _ in kids:
+            cx, cy = shape(child, int(rank[node]), float(flat[node]))
             xs += [x0 + v for v in (cx if not xs else cx[1:])]
             ys += cy if len(ys) == 0 else cy[1:]
             x0 += sizes[(child, int(rank[node]))]
@@ -384,5 +384,5 @@ def landscape_profile(tree: MergeTree, threshold: float = 0.0) -> tuple[np.ndarr
     top_level = float(flat[t.root])
     if t.root == t.global_min:  # a constant grid
         return np.array([0.0, flat.size]), np.array([top_level, top_level])
-    x, y = shape(t.root, t.global_min, int(rank[t.root]) + 1, top_level)
+    x, y = shape(t.root, int(rank[t.root]) + 1, top_level)
     return np.asarray(x), np.asarray(y)
