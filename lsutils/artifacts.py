@@ -3,10 +3,12 @@
 Every result a notebook hands to a later one lives at
 ``<data_root>/runs/<profile>/<stage>/<name>`` beside a JSON sidecar
 ``<name>.meta.json`` holding the parameters, seed, profile, versions and commit
-that produced it. Both files are written to a temporary name in the same folder
-and renamed into place (data first, sidecar last), so an interrupted write never
-leaves a file that looks finished: an artifact *exists* only when its sidecar
-does.
+that produced it, and the SHA-256 of the data file, checked on every load (a flipped
+bit or an edited digit is refused, never read). Both files are written to temporary
+names in the same folder and renamed into place under a folder lock (data first,
+sidecar last), so an interrupted or concurrent write never leaves a file that looks
+finished: an artifact *exists* only when its sidecar does. Writing what is already
+there changes nothing, so a finished, read-only data folder can be read again.
 
 Loading a missing artifact raises :class:`ArtifactMissingError` naming the
 notebook that produces its stage; an unreadable one raises
@@ -22,12 +24,17 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import io
 import json
 import os
+import re
 import tempfile
 import time
+import zipfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -39,7 +46,7 @@ __all__ = [
     "STAGES", "ArtifactError", "ArtifactMissingError", "ArtifactCorruptError",
     "stage_dir", "sidecar_path", "exists", "read_meta",
     "save_torch", "load_torch", "save_json", "load_json", "save_npz", "load_npz",
-    "remove", "producer_hint",
+    "remove", "producer_hint", "digest", "matches", "stale_temp_files",
 ]
 
 #: stage folder -> the notebook that writes it (the data flow of DESIGN.md).
@@ -113,20 +120,49 @@ def _check_exists(path: Path) -> None:
         raise ArtifactMissingError(f"missing artifact {path}: {producer_hint(path)}")
 
 
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder; rename it onto ``path`` on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+def digest(obj: Any) -> str:
+    """A short BLAKE2 digest of tensors, arrays, dicts, lists, dataclasses and scalars.
+
+    Cache and resume keys are digests of every input a result depends on (weights, data,
+    origin, directions, settings): two inputs that differ in one bit give different keys.
+    Dict keys are taken in sorted order; a tensor contributes its dtype, shape and bytes.
+
+    Example:
+        >>> digest({"w": torch.zeros(2)}) == digest({"w": torch.zeros(2)})
+        True
+        >>> digest({"w": torch.zeros(2)}) == digest({"w": torch.tensor([0.0, 1e-30])})
+        False
+    """
+    h = hashlib.blake2b(digest_size=12)
+    _feed(h, obj)
+    return h.hexdigest()
+
+
+def _feed(h: Any, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, np.ndarray):
+        a = np.ascontiguousarray(obj)
+        h.update(f"A{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    elif isinstance(obj, Mapping):
+        h.update(b"{")
+        for k in sorted(obj, key=str):
+            h.update(repr(str(k)).encode())
+            _feed(h, obj[k])
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[")
+        for v in obj:
+            _feed(h, v)
+        h.update(b"]")
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        h.update(type(obj).__name__.encode())
+        _feed(h, dataclasses.asdict(obj))
+    else:
+        h.update(repr(_jsonable(obj)).encode())
 
 
 def _jsonable(obj: Any) -> Any:
@@ -135,9 +171,9 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, (np.generic,)):
-        return obj.item()
+        return _jsonable(obj.item())
     if isinstance(obj, torch.Tensor) and obj.numel() == 1:
-        return obj.item()
+        return _jsonable(obj.item())
     if isinstance(obj, (np.ndarray, torch.Tensor)):
         return np.asarray(obj).tolist()
     if isinstance(obj, Path):
@@ -147,26 +183,134 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _write(path: str | os.PathLike, writer: Callable[[Path], None], *, params: dict | None,
-           seed: int | None, profile: str | None, extra: dict | None) -> Path:
+def _as_json(obj: Any) -> Any:
+    """``obj`` as it reads back from a sidecar (tuples become lists, paths strings)."""
+    return json.loads(json.dumps(_jsonable(obj), sort_keys=True))
+
+
+def matches(path: str | os.PathLike, params: dict[str, Any]) -> bool:
+    """True when the artifact exists and was made with exactly ``params`` (its cache key)."""
+    return exists(path) and read_meta(path).get("params") == _as_json(params)
+
+
+_TMP = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def _temp_file(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a fresh temporary file beside ``path``; its name carries our PID,
+    so a cleanup never deletes a file another live process is still writing."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path, exclusive: bool = True) -> Iterator[None]:
+    """An advisory lock on a folder (``flock``; nothing where it is unavailable), so that an
+    artifact and its sidecar are replaced, or read, together across processes."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: renames are still atomic one by one
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def stale_temp_files(root: Path, *, min_age: float = 600.0) -> list[Path]:
+    """Temporary files of atomic writes under ``root`` whose writer is gone: its PID no longer
+    runs on this machine (or, for a name without a PID, older than ``min_age`` seconds)."""
+    out = []
+    if not root.exists():
+        return out
+    now = time.time()
+    for tmp in root.rglob(".*.tmp"):
+        m = _TMP.match(tmp.name)
+        if m:
+            pid = int(m.group(1))
+            if pid == os.getpid() or _alive(pid):
+                continue
+        else:
+            try:
+                if now - tmp.stat().st_mtime < min_age:
+                    continue
+            except OSError:
+                continue
+        out.append(tmp)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _unchanged(path: Path, checksum: str, meta: dict[str, Any]) -> bool:
+    if not exists(path):
+        return False
+    try:
+        old = json.loads(sidecar_path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    same = all(old.get(k) == meta.get(k) for k in ("params", "seed", "profile", "sha256"))
+    return same and _file_checksum(path) == checksum
+
+
+def _file_checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write(path: str | os.PathLike, data: bytes, *, params: dict | None, seed: int | None,
+           profile: str | None, extra: dict | None) -> Path:
+    """Write ``data`` and its sidecar (with the data's SHA-256) atomically.
+
+    Both are written to temporary files first and renamed into place under a folder lock,
+    data first and sidecar last, so an interrupted or concurrent write never leaves a
+    sidecar vouching for other data. An artifact whose content and key are already in place
+    is not rewritten (a finished, read-only data folder stays usable).
+    """
     path = Path(path)
-    with _atomic(path) as tmp:
-        writer(tmp)
-        # The new data are complete; from here until the new sidecar lands, the old
-        # sidecar must not vouch for them. A failure before this line keeps the old artifact.
-        sidecar_path(path).unlink(missing_ok=True)
-    meta = {
-        "artifact": path.name,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "profile": profile,
-        "seed": seed,
-        "params": params or {},
-        "environment": environment_record(),
-    }
-    if extra:
-        meta.update(extra)
-    with _atomic(sidecar_path(path)) as tmp:
-        tmp.write_text(json.dumps(_jsonable(meta), indent=2, sort_keys=True))
+    checksum = hashlib.sha256(data).hexdigest()
+    meta = _as_json({"artifact": path.name, "profile": profile, "seed": seed, "params": params or {},
+                     "sha256": checksum})
+    if _unchanged(path, checksum, meta):
+        return path
+    meta.update(_as_json({"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                          "environment": environment_record(), **(extra or {})}))
+    meta["sha256"] = checksum
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_data = _temp_file(path, data)
+    tmp_meta = None
+    try:
+        tmp_meta = _temp_file(sidecar_path(path), json.dumps(meta, indent=2, sort_keys=True).encode())
+        with _folder_lock(path.parent):
+            sidecar_path(path).unlink(missing_ok=True)
+            os.replace(tmp_data, path)
+            os.replace(tmp_meta, sidecar_path(path))
+    finally:
+        tmp_data.unlink(missing_ok=True)
+        if tmp_meta is not None:
+            tmp_meta.unlink(missing_ok=True)
     return path
 
 
@@ -180,20 +324,38 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         raise ArtifactCorruptError(f"corrupt sidecar {sidecar_path(p)}: {err}; delete it and rerun") from None
 
 
+def _verified_bytes(p: Path) -> bytes:
+    """The artifact's bytes, checked against the SHA-256 its sidecar records."""
+    _check_exists(p)
+    with _folder_lock(p.parent, exclusive=False):
+        meta = read_meta(p)
+        data = p.read_bytes()
+    want = meta.get("sha256")
+    if want is None:
+        raise ArtifactCorruptError(f"artifact {p} has no checksum in its sidecar (written by an older "
+                                   "lsutils); delete it and rerun the notebook that writes it")
+    if hashlib.sha256(data).hexdigest() != want:
+        raise ArtifactCorruptError(f"corrupt artifact {p}: its SHA-256 does not match the sidecar's "
+                                   "(the file changed after it was written); delete it and rerun the "
+                                   "notebook that writes it")
+    return data
+
+
 def save_torch(path: str | os.PathLike, obj: Any, *, params: dict | None = None,
                seed: int | None = None, profile: str | None = None,
                extra: dict | None = None) -> Path:
     """Save tensors / state dicts with ``torch.save``, atomically, with a sidecar."""
-    return _write(path, lambda tmp: torch.save(obj, tmp), params=params, seed=seed,
-                  profile=profile, extra=extra)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return _write(path, buf.getvalue(), params=params, seed=seed, profile=profile, extra=extra)
 
 
 def load_torch(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Any:
-    """Load what :func:`save_torch` wrote (tensors, dicts, lists, numbers only)."""
+    """Load what :func:`save_torch` wrote (tensors, dicts, lists, numbers only), verified."""
     p = Path(path)
-    _check_exists(p)
+    data = _verified_bytes(p)
     try:
-        return torch.load(p, map_location=map_location, weights_only=True)
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for a damaged zip/pickle
         raise ArtifactCorruptError(f"corrupt artifact {p}: {type(err).__name__}: {err}; "
                                    "delete it and rerun the notebook that writes it") from None
@@ -204,16 +366,15 @@ def save_json(path: str | os.PathLike, obj: Any, *, params: dict | None = None,
               extra: dict | None = None) -> Path:
     """Save a JSON document atomically, with a sidecar."""
     text = json.dumps(_jsonable(obj), indent=2, sort_keys=True)
-    return _write(path, lambda tmp: tmp.write_text(text), params=params, seed=seed,
-                  profile=profile, extra=extra)
+    return _write(path, text.encode(), params=params, seed=seed, profile=profile, extra=extra)
 
 
 def load_json(path: str | os.PathLike) -> Any:
-    """Load what :func:`save_json` wrote."""
+    """Load what :func:`save_json` wrote, verified."""
     p = Path(path)
-    _check_exists(p)
+    data = _verified_bytes(p)
     try:
-        return json.loads(p.read_text())
+        return json.loads(data.decode())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ArtifactCorruptError(f"corrupt artifact {p}: {err}; delete it and rerun") from None
 
@@ -221,19 +382,25 @@ def load_json(path: str | os.PathLike) -> Any:
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], *,
              params: dict | None = None, seed: int | None = None,
              profile: str | None = None, extra: dict | None = None) -> Path:
-    """Save named arrays as an uncompressed ``.npz``, atomically, with a sidecar."""
-    def writer(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
-    return _write(path, writer, params=params, seed=seed, profile=profile, extra=extra)
+    """Save named arrays as an uncompressed ``.npz``, atomically, with a sidecar.
+
+    The archive's entries carry a fixed date, so the same arrays give the same bytes.
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, value in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asarray(value), allow_pickle=False)
+    return _write(path, buf.getvalue(), params=params, seed=seed, profile=profile, extra=extra)
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load what :func:`save_npz` wrote, as a plain dict of arrays."""
+    """Load what :func:`save_npz` wrote, as a plain dict of arrays, verified."""
     p = Path(path)
-    _check_exists(p)
+    data = _verified_bytes(p)
     try:
-        with np.load(p, allow_pickle=False) as z:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except Exception as err:
         raise ArtifactCorruptError(f"corrupt artifact {p}: {type(err).__name__}: {err}; "

@@ -33,7 +33,7 @@ from . import artifacts
 from .config import Profile, data_root, load_profile, repo_root
 
 __all__ = ["NotebookFailed", "BookBuildError", "discover_notebooks", "select_notebooks",
-           "run_notebook", "run_pipeline", "build_book", "sweep_partial_files"]
+           "run_notebook", "run_pipeline", "build_book", "sweep_partial_files", "failed_copy_path"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -74,6 +74,9 @@ def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] | None = Non
             if not any(matches(nb, key) for nb in notebooks):
                 raise ValueError(f"--only {key!r} matches no notebook; allowed: {known}")
         out = [nb for nb in out if any(matches(nb, k) for k in only)]
+    if not out:
+        raise ValueError(f"--from {start!r} with --only {', '.join(only or [])} selects no notebook; "
+                         f"allowed: {known}")
     return out
 
 
@@ -85,13 +88,21 @@ class NotebookResult:
 
 
 def sweep_partial_files(root: Path) -> int:
-    """Delete temporary files an interrupted atomic write left under ``root``."""
-    n = 0
-    if root.exists():
-        for tmp in root.rglob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
-            n += 1
-    return n
+    """Delete temporary files that interrupted atomic writes left under ``root``.
+
+    Only files whose writing process is gone are deleted (their names carry its PID), so
+    a run sharing the data folder keeps its writes in flight.
+    """
+    stale = artifacts.stale_temp_files(root)
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return len(stale)
+
+
+def failed_copy_path(profile: str, nb: Path) -> Path:
+    """Where the executed copy of a notebook that failed is kept (one per notebook, replaced
+    by the next failure): ``<data_root>/runs/<profile>/_failed/<notebook>``."""
+    return data_root() / "runs" / profile / "_failed" / nb.name
 
 
 def _source_cell_number(executed: Path, index: int | None) -> int | None:
@@ -143,12 +154,17 @@ def run_notebook(nb: Path, profile: Profile, book_dir: Path, *, progress: bool =
         pm.execute_notebook(str(nb), str(tmp_out), parameters=params, kernel_name="python3",
                             progress_bar=progress, cwd=str(nb.parent), start_timeout=120)
     except Exception as err:  # papermill wraps kernel errors; keep every detail
-        raise NotebookFailed(_failure_message(nb, err, tmp_out)) from None
+        kept = failed_copy_path(profile.name, nb)
+        if tmp_out.is_file():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(tmp_out), kept)
+        raise NotebookFailed(_failure_message(nb, err, kept)) from None
+    else:
+        _hide_default_parameters(tmp_out)
+        shutil.move(str(tmp_out), dest)
     finally:
+        shutil.rmtree(work, ignore_errors=True)
         sweep_partial_files(data_root() / "runs" / profile.name)
-    _hide_default_parameters(tmp_out)
-    shutil.move(str(tmp_out), dest)
-    shutil.rmtree(work, ignore_errors=True)
     return NotebookResult(nb.stem, time.perf_counter() - start, dest)
 
 
@@ -213,6 +229,9 @@ def run_pipeline(profile_name: str, *, only: Sequence[str] | None = None, start:
         BookBuildError: the site did not build.
     """
     profile = load_profile(profile_name)
+    # One data folder for this process and every kernel it starts: a relative LSUTILS_DATA
+    # is resolved here, once, not again against each kernel's working folder.
+    os.environ["LSUTILS_DATA"] = str(data_root())
     book_dir = repo_root() / "book" if book_dir is None else Path(book_dir)
     selected = select_notebooks(discover_notebooks(notebooks_dir), only, start)
     print(f"profile {profile.name}: {profile.description}".rstrip(": "), file=out)
