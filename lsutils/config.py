@@ -27,7 +27,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 PROFILE_NAMES = ("smoke", "quick", "full")
+DEFAULT_BUDGET_GB = 16.0
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -176,6 +179,16 @@ class JumpRetrainParams:
     knn: int = _spec(5, lo=2, doc="neighbours in PHATE and in the homology graph")
     max_stack_mb: int = _spec(1024, lo=1, doc="project parameter vectors when their matrix is larger (MB)")
 
+    @property
+    def n_points(self) -> int:
+        """Weight vectors per network: the trained one and every retraining epoch of every jump."""
+        return 1 + len(self.jump_steps) * len(self.jump_seeds) * (self.retrain_epochs + 1)
+
+    def __post_init__(self) -> None:
+        if self.knn + 2 > self.n_points:
+            raise ProfileError(f"knn = {self.knn}; allowed: at most {self.n_points - 2} (the {self.n_points} "
+                               "weight vectors per network, less 2)")
+
 
 #: notebook stem -> dataclass of its parameters. A later chapter adds its own here.
 NOTEBOOK_SCHEMAS: dict[str, type] = {
@@ -266,6 +279,8 @@ def _check_scalar(where: str, value: Any, kind: type, meta: Mapping[str, Any]) -
         return value
     if kind in (int, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):
+            raise ProfileError(f"{where} = {value!r} is not finite; allowed: a finite number")
         if kind is int and ok and float(value) != int(value):
             ok = False
         if not ok:
@@ -287,20 +302,66 @@ def _check_scalar(where: str, value: Any, kind: type, meta: Mapping[str, Any]) -
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:
-    if raw is None:
-        raw = {}
     if not isinstance(raw, dict):
         raise ProfileError(f"{where}: expected a mapping of keys, got {raw!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ProfileError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(fields)}")
+    missing = [k for k in fields if k not in raw]
+    if missing:
+        raise ProfileError(f"{where}: missing key {missing[0]!r}; every key must be given: {', '.join(fields)}")
     try:
         return cls(**{k: _check_value(f"{where}.{k}", v, fields[k]) for k, v in raw.items()})
     except ProfileError as err:
         if str(err).startswith(where):
             raise
         raise ProfileError(f"{where}.{err}") from None
+
+
+_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+
+
+class _ProfileLoader(yaml.SafeLoader):
+    """YAML 1.2 numbers (``1.0e6`` is a float, as YAML 1.1 forgets) and no duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ProfileError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_ProfileLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def _estimate_bytes(stem: str, section: Any) -> dict[str, float]:
+    """The largest allocations a section's settings imply, in bytes, by the key that drives
+    each (what the budget check compares with ``memory_budget_gb``)."""
+    s = section
+    if stem == "01_train_resnets":
+        return {"num_samples": s.num_samples * 40 * 8 * 8.0}  # MNIST-1D generation, float64 copies
+    if stem == "02_train_pinns":
+        return {"n_collocation": s.n_collocation * s.width * s.depth * 8 * 16.0}
+    if stem == "04_landscapes":  # grid coordinates, values and their copies, 8 bytes each
+        return {"resolution_2d": s.resolution_2d ** 2 * 8 * 8.0, "resolution_3d": s.resolution_3d ** 3 * 10 * 8.0,
+                "interp_points": s.interp_points * 8 * 8.0}
+    if stem == "05_topology":
+        return {"compare_resolution": s.compare_resolution ** 2 * 8 * 16.0}
+    if stem == "06_jump_and_retrain":
+        return {"knn": s.knn * s.n_points * 8 * 8.0}
+    return {}
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PB"
 
 
 def load_profile(name: str, path: str | os.PathLike | None = None) -> Profile:
@@ -323,27 +384,46 @@ def load_profile(name: str, path: str | os.PathLike | None = None) -> Profile:
         known = sorted(p.stem for p in profiles_dir().glob("*.yaml"))
         raise ProfileError(f"unknown profile {name!r}; allowed: {', '.join(known) or '(none found)'}")
     try:
-        raw = yaml.safe_load(file.read_text()) or {}
+        return _load(name, file)
+    except ProfileError as err:
+        raise ProfileError(f"{file}: {err}") from None
+
+
+def _load(name: str, file: Path) -> Profile:
+    try:
+        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_ProfileLoader) or {}
+    except UnicodeDecodeError as err:
+        raise ProfileError(f"not UTF-8 text ({err.reason} at byte {err.start})") from None
     except yaml.YAMLError as err:
-        raise ProfileError(f"profile {name!r}: {file} is not valid YAML: {err}") from None
+        raise ProfileError(f"not valid YAML: {' '.join(str(err).split())}") from None
     if not isinstance(raw, dict):
-        raise ProfileError(f"profile {name!r}: expected a mapping at the top of {file}")
-    allowed = ("seed", "device", "gpu_sized", "description", "notebooks")
+        raise ProfileError("expected a mapping at the top")
+    allowed = ("seed", "device", "gpu_sized", "description", "memory_budget_gb", "notebooks")
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
-        raise ProfileError(f"profile {name!r}: unknown key {unknown[0]!r}; allowed keys: {', '.join(allowed)}")
-    seed = _check_scalar(f"profile {name!r}: seed", raw.get("seed", 0), int, {"lo": 0})
+        raise ProfileError(f"unknown key {unknown[0]!r}; allowed keys: {', '.join(allowed)}")
+    seed = _check_scalar("seed", raw.get("seed", 0), int, {"lo": 0})
     device = raw.get("device", "auto")
     if device not in DEVICES:
-        raise ProfileError(f"profile {name!r}: device = {device!r}; allowed: {', '.join(DEVICES)}")
-    gpu_sized = _check_scalar(f"profile {name!r}: gpu_sized", raw.get("gpu_sized", False), bool, {})
-    sections = raw.get("notebooks") or {}
+        raise ProfileError(f"device = {device!r}; allowed: {', '.join(DEVICES)}")
+    gpu_sized = _check_scalar("gpu_sized", raw.get("gpu_sized", False), bool, {})
+    budget = _check_scalar("memory_budget_gb", raw.get("memory_budget_gb", DEFAULT_BUDGET_GB), float,
+                           {"lo": 0.0, "lo_open": True})
+    sections = raw.get("notebooks")
     if not isinstance(sections, dict):
-        raise ProfileError(f"profile {name!r}: notebooks must map notebook names to parameters")
-    notebooks = {}
-    for stem, section in sections.items():
+        raise ProfileError(f"notebooks: expected a mapping of notebook names to parameters, got {sections!r}")
+    for stem in sections:
         if stem not in NOTEBOOK_SCHEMAS:
-            raise ProfileError(f"profile {name!r}: unknown notebook {stem!r}; allowed: {', '.join(NOTEBOOK_SCHEMAS)}")
-        notebooks[stem] = _build(NOTEBOOK_SCHEMAS[stem], section, f"profile {name!r}: notebooks.{stem}")
+            raise ProfileError(f"unknown notebook {stem!r}; allowed: {', '.join(NOTEBOOK_SCHEMAS)}")
+    notebooks = {}
+    for stem, schema in NOTEBOOK_SCHEMAS.items():
+        if stem not in sections:
+            raise ProfileError(f"notebooks.{stem}: missing section; every notebook needs one "
+                               f"({', '.join(NOTEBOOK_SCHEMAS)})")
+        notebooks[stem] = section = _build(schema, sections[stem], f"notebooks.{stem}")
+        for key, size in _estimate_bytes(stem, section).items():
+            if size > budget * 2**30:
+                raise ProfileError(f"notebooks.{stem}.{key} = {getattr(section, key)!r} needs about {_human(size)}, "
+                                   f"over the memory budget of {budget:g} GB (memory_budget_gb)")
     return Profile(name=name, seed=seed, device=device, gpu_sized=gpu_sized,
                    description=str(raw.get("description", "")), notebooks=notebooks)

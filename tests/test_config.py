@@ -24,8 +24,20 @@ def test_quick_profile_sweeps_the_published_betas():
     assert load_profile("quick").notebook_params("02_train_pinns")["betas"] == [1, 5, 10, 20, 30, 40, 50]
 
 
+def _smoke() -> dict:
+    return yaml.safe_load((repo_root() / "notebooks" / "profiles" / "smoke.yaml").read_text())
+
+
+def _merge(base: dict, body: dict) -> dict:
+    out = dict(base)
+    for k, v in body.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
 def _write(tmp_path, body: dict, name="bad"):
-    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(body))
+    """The smoke profile with ``body`` merged in (a complete profile with one change)."""
+    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(_merge(_smoke(), body)))
     return tmp_path / f"{name}.yaml"
 
 
@@ -62,6 +74,64 @@ def test_bad_values_name_the_key(tmp_path, body, needle):
     with pytest.raises(ProfileError) as err:
         load_profile("bad", _write(tmp_path, body))
     assert needle in str(err.value)
+
+
+def _one_line_naming(err, path, needle):
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: ") and needle in msg and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize("body, needle", [
+    ({"notebooks": {"01_train_resnets": {"lr": float("nan")}}}, "01_train_resnets.lr = nan is not finite"),
+    ({"notebooks": {"04_landscapes": {"span": float("inf")}}}, "04_landscapes.span = inf is not finite"),
+    ({"notebooks": {"02_train_pinns": {"adam_lr": float("inf")}}}, "adam_lr = inf is not finite"),
+    ({"notebooks": {"04_landscapes": {"resolution_2d": 1000000}}},
+     "04_landscapes.resolution_2d = 1000000 needs about 58.2 TB, over the memory budget of 16 GB"),
+    ({"notebooks": {"01_train_resnets": {"num_samples": 10 ** 12}}}, "01_train_resnets.num_samples = 1000000000000 needs"),
+    ({"notebooks": {"06_jump_and_retrain": {"knn": 10 ** 6}}}, "knn = 1000000; allowed: at most 5"),
+    ({"notebooks": {"05_topology": None}}, "notebooks.05_topology: expected a mapping of keys, got None"),
+    ({"notebooks": None}, "notebooks: expected a mapping of notebook names"),
+    ({"memory_budget_gb": 0}, "memory_budget_gb = 0.0 is out of range"),
+])
+def test_bad_profiles_are_refused_in_one_line_naming_file_and_key(tmp_path, body, needle):
+    path = _write(tmp_path, body)
+    with pytest.raises(ProfileError) as err:
+        load_profile("bad", path)
+    _one_line_naming(err, path, needle)
+
+
+def test_missing_sections_and_keys_are_errors(tmp_path):
+    body = _smoke()
+    del body["notebooks"]["03_hessian"]
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(body))
+    with pytest.raises(ProfileError) as err:
+        load_profile("a", tmp_path / "a.yaml")
+    _one_line_naming(err, tmp_path / "a.yaml", "notebooks.03_hessian: missing section")
+    body = _smoke()
+    del body["notebooks"]["01_train_resnets"]["epochs"]
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(body))
+    with pytest.raises(ProfileError) as err:
+        load_profile("b", tmp_path / "b.yaml")
+    _one_line_naming(err, tmp_path / "b.yaml", "notebooks.01_train_resnets: missing key 'epochs'")
+
+
+def test_duplicate_keys_exponents_and_encodings(tmp_path):
+    text = (repo_root() / "notebooks" / "profiles" / "smoke.yaml").read_text()
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(text.replace("    epochs: 2\n", "    epochs: 2\n    epochs: 30\n", 1))
+    with pytest.raises(ProfileError) as err:
+        load_profile("dup", dup)
+    _one_line_naming(err, dup, "duplicate key 'epochs'")
+    exp = tmp_path / "exp.yaml"  # YAML 1.1 reads 1.0e6 as a string; a profile reads it as a number
+    exp.write_text(text.replace("num_samples: 1000", "num_samples: 1.0e3").replace("lr: 0.1", "lr: 1e-1"))
+    p = load_profile("exp", exp)
+    assert p.notebook_params("01_train_resnets")["num_samples"] == 1000
+    assert p.notebook_params("01_train_resnets")["lr"] == 0.1
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(text.replace("# smoke", "# caf\u00e9 smoke").encode("latin-1"))
+    with pytest.raises(ProfileError) as err:
+        load_profile("latin", latin)
+    _one_line_naming(err, latin, "not UTF-8 text")
 
 
 def test_invalid_yaml_is_a_profile_error(tmp_path):

@@ -44,7 +44,7 @@ def test_unknown_profile_fails_fast(data_root):
 
 @pytest.mark.parametrize("edit, needle", [
     ("betas: [1.0, 30.0]", "betas[0] = -1.0 is out of range"),
-    ("seeds: [0]", "unknown key 'epochs'"),
+    ("seeds: [0]", "duplicate key 'epochs'"),
 ])
 def test_bad_profile_fails_fast(tmp_path, data_root, edit, needle):
     text = (ROOT / "notebooks" / "profiles" / "smoke.yaml").read_text()
