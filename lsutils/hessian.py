@@ -125,31 +125,102 @@ class HessianOperator:
         return v.to(self.device, self.dtype)
 
 
+class _Krylov:
+    r"""An orthonormal basis :math:`Q` built by Lanczos passes, and :math:`T = Q^\top H Q`.
+
+    Every product :math:`w = H q_j` gives column :math:`j` of :math:`T` exactly (its
+    projections on the whole basis, with full reorthogonalisation, twice) and leaves the
+    part of :math:`w` outside the basis as the *open remainder* :math:`r_j`. Continuing a
+    pass takes :math:`r_j / \lVert r_j \rVert` as the next vector, which closes
+    :math:`r_j`; a fresh start vector (a new pass) leaves it open. For a Ritz pair
+    :math:`(\theta, y = Q^\top s)` of :math:`T`, the residual is then exactly
+    :math:`H y - \theta y = \sum_{j\,\text{open}} s_j r_j`.
+    """
+
+    def __init__(self, op: HessianOperator, limit: int) -> None:
+        self.op = op
+        self.limit = limit
+        self.Q = torch.empty(limit, op.dim, dtype=op.dtype, device=op.device)
+        self.m = 0  # basis vectors
+        self.cols: list[Tensor] = []  # cols[j] = Q[:j+1] H q_j
+        self.open: dict[int, Tensor] = {}  # j -> remainder r_j outside the basis
+        self.scale = 0.0  # largest |T_ij| seen: the operator's scale, for breakdown tests
+
+    def breakdown(self, norm: float) -> bool:
+        """A remainder this small means the basis spans an invariant subspace (to rounding)."""
+        return norm <= 1e3 * torch.finfo(self.op.dtype).eps * max(self.scale, 1e-30)
+
+    def add(self, v: Tensor) -> bool:
+        """Append ``v`` orthonormalised against the basis; False when nothing of it is left."""
+        if self.m >= self.limit:
+            return False
+        Q = self.Q[:self.m]
+        v0 = torch.linalg.vector_norm(v)
+        for _ in range(2):
+            v = v - Q.T @ (Q @ v)
+        n = torch.linalg.vector_norm(v)
+        if not n > 1e-8 * v0:
+            return False
+        q = v / n
+        self.Q[self.m] = q
+        self.m += 1
+        for j, r in list(self.open.items()):
+            r = r - q * torch.dot(q, r)
+            if self.breakdown(float(torch.linalg.vector_norm(r))):
+                del self.open[j]
+            else:
+                self.open[j] = r
+        return True
+
+    def step(self) -> Tensor:
+        """One product with the newest vector; returns its remainder (outside the basis)."""
+        j = self.m - 1
+        w = self.op.matvec(self.Q[j])
+        Q = self.Q[:self.m]
+        c = Q @ w
+        w = w - Q.T @ c
+        c2 = Q @ w  # full reorthogonalisation: twice is enough
+        w = w - Q.T @ c2
+        col = c + c2
+        self.cols.append(col)
+        self.scale = max(self.scale, float(col.abs().max()))
+        self.open[j] = w
+        return w
+
+    def projected(self) -> Tensor:
+        """:math:`T = Q^\top H Q`, ``[m, m]``, symmetric, in float64."""
+        T = torch.zeros(self.m, self.m, dtype=torch.float64, device=self.op.device)
+        for j, col in enumerate(self.cols):
+            T[:j + 1, j] = col.double()
+        return torch.triu(T) + torch.triu(T, 1).T
+
+    def residuals(self, S: Tensor) -> Tensor:
+        r""":math:`\lVert H y - \theta y \rVert` for the Ritz vectors with coefficients ``S`` [m, k]."""
+        if not self.open:
+            return torch.zeros(S.shape[1], dtype=torch.float64, device=S.device)
+        idx = list(self.open)
+        R = torch.stack([self.open[j] for j in idx]).double()
+        return torch.linalg.vector_norm(R.T @ S[idx], dim=0)
+
+
 def lanczos(op: HessianOperator, v0: Tensor, n_steps: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``n_steps`` of Lanczos from ``v0`` with full reorthogonalisation.
+    """``n_steps`` of Lanczos from ``v0`` with full reorthogonalisation (one pass).
 
     Returns:
         ``alpha`` [m], ``beta`` [m] (``beta[-1]`` is the residual norm after the last
         step), the orthonormal basis ``Q`` [m, dim] and the last residual vector;
         ``m <= n_steps`` (the process stops early on an invariant subspace).
     """
-    q = v0 / torch.linalg.vector_norm(v0)
-    basis, alphas, betas = [q], [], []
-    r = q
-    for j in range(min(n_steps, op.dim)):
-        w = op.matvec(basis[-1])
-        a = torch.dot(w, basis[-1])
-        Q = torch.stack(basis)
-        w = w - Q.T @ (Q @ w)  # full reorthogonalisation, twice is enough
-        w = w - Q.T @ (Q @ w)
-        b = torch.linalg.vector_norm(w)
-        alphas.append(a)
-        betas.append(b)
-        r = w
-        if b <= 1e-10 * max(1.0, float(abs(a))) or j == min(n_steps, op.dim) - 1:
+    kr = _Krylov(op, min(n_steps, op.dim))
+    kr.add(v0)
+    while True:
+        r = kr.step()
+        b = torch.linalg.vector_norm(r)
+        if kr.breakdown(float(b)) or not kr.add(r):
             break
-        basis.append(w / b)
-    return torch.stack(alphas), torch.stack(betas), torch.stack(basis), r
+    T = kr.projected()
+    beta = torch.cat([torch.diagonal(T, 1), b.double().reshape(1)])
+    return torch.diagonal(T).clone(), beta, kr.Q[:kr.m].clone(), r
 
 
 def _tridiag_eig(alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
@@ -162,31 +233,60 @@ def _tridiag_eig(alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
 
 @dataclass
 class Eigenpairs:
-    """Top eigenvalues (descending), eigenvectors as parameter dicts, and the cost."""
+    """Top eigenvalues (descending), eigenvectors as parameter dicts, and the cost.
+
+    ``converged`` is True only when every returned pair meets the tolerance and a fresh
+    start vector, orthogonal to everything found, changed none of them (or the whole space
+    was spanned); ``passes`` counts the start vectors used.
+    """
 
     values: list[float]
     vectors: list[Params]
     residuals: list[float]
     num_products: int
     converged: bool
+    passes: int = 1
 
 
 def top_eigenpairs(op: HessianOperator, k: int = 1, *, tol: float = 1e-3, max_steps: int = 200,
-                   seed: int = 0, which: str = "largest") -> Eigenpairs:
-    r"""The ``k`` eigenpairs of largest eigenvalue by Lanczos.
+                   seed: int = 0, which: str = "largest", verify_steps: int = 10) -> Eigenpairs:
+    r"""The ``k`` extreme eigenpairs by Lanczos, with their multiplicities.
 
-    The Krylov space grows until every one of the top ``k`` Ritz pairs has the
-    residual bound :math:`|\\beta_m s_{m,i}| \\le \\text{tol}\\,|\\theta_i|`, or
-    ``max_steps`` products were taken.
+    Lanczos from one start vector :math:`v` sees each eigenvalue once: its Krylov space
+    holds only the component of :math:`v` in each eigenspace, so a repeated eigenvalue
+    shows up once and the space becomes invariant (the recursion breaks down) after as
+    many steps as there are distinct eigenvalues. Here a breakdown is never taken for
+    convergence: the search goes on from a fresh random vector orthogonal to everything
+    found (a new *pass*), whose Krylov space holds the copies the earlier passes missed.
+    The Ritz pairs are those of :math:`Q^	op H Q` over all passes, with exact residuals
+    (see :class:`_Krylov`). Once the top ``k`` pairs meet
+
+    .. math:: \lVert H y_i - 	heta_i y_i 
+Vert \le 	ext{tol}\,|	heta_i|,
+
+    one more pass of up to ``verify_steps`` products from a fresh vector checks them: if
+    the top ``k`` values move (a missed copy), the search goes on; if not, they are
+    returned as converged. Restarts rather than block Lanczos: the cost is that of plain
+    Lanczos when nothing is repeated (one verifying pass more), and any multiplicity is
+    found, where a block of size ``p`` finds at most ``p`` copies.
 
     Args:
         op: the Hessian operator.
         k: how many eigenpairs.
         tol: relative residual tolerance.
-        max_steps: cap on the Krylov dimension (= products).
-        seed: the start vector's seed.
+        max_steps: cap on the basis size (= products).
+        seed: the start vectors' seed.
         which: ``largest`` or ``smallest`` (algebraic), or ``magnitude`` (largest
             :math:`|\lambda|`, what power iteration with deflation converges to).
+        verify_steps: products of the verifying pass (0: no verification).
+
+    Example:
+        >>> import torch
+        >>> from lsutils.objectives import QuadraticObjective
+        >>> obj = QuadraticObjective(torch.diag(torch.tensor([5., 5., 5., 1., 0., 0.], dtype=torch.float64)))
+        >>> eig = top_eigenpairs(HessianOperator(obj), k=3, tol=1e-8)
+        >>> [round(v, 6) for v in eig.values], eig.converged
+        ([5.0, 5.0, 5.0], True)
     """
     if k < 1 or k > op.dim:
         raise ValueError(f"k = {k}; allowed: 1 <= k <= {op.dim} (the number of parameters)")
@@ -194,41 +294,54 @@ def top_eigenpairs(op: HessianOperator, k: int = 1, *, tol: float = 1e-3, max_st
         raise ValueError(f"max_steps = {max_steps}; allowed: at least k = {k}")
     if which not in ("largest", "smallest", "magnitude"):
         raise ValueError(f"which = {which!r}; allowed: largest, smallest, magnitude")
+    if verify_steps < 0:
+        raise ValueError(f"verify_steps = {verify_steps}; allowed: an integer >= 0")
     start = op.num_products
     g = torch.Generator().manual_seed(seed)
-    q = op.new_vector(g)
-    q = q / torch.linalg.vector_norm(q)
-    basis, alphas, betas = [q], [], []
-    limit = min(max_steps, op.dim)
+    kr = _Krylov(op, min(max_steps, op.dim))
+    kr.add(op.new_vector(g))
+    passes, pass_len, verifying, reference = 1, 0, False, None
     converged = False
+    theta = S = order = res = None
     while True:
-        w = op.matvec(basis[-1])
-        alphas.append(torch.dot(w, basis[-1]))
-        Q = torch.stack(basis)
-        w = w - Q.T @ (Q @ w)
-        w = w - Q.T @ (Q @ w)
-        b = torch.linalg.vector_norm(w)
-        betas.append(b)
-        m = len(alphas)
-        if m >= k:
-            theta, S = _tridiag_eig(torch.stack(alphas), torch.stack(betas))
+        r = kr.step()
+        pass_len += 1
+        broke = kr.breakdown(float(torch.linalg.vector_norm(r)))
+        ok = False
+        if kr.m >= k:
+            theta, S = torch.linalg.eigh(kr.projected())
             key = theta.abs() if which == "magnitude" else theta
             order = torch.argsort(key, descending=(which != "smallest"))[:k]
-            res = (b.double() * S[-1, order]).abs()
-            ok = res <= tol * theta[order].abs().clamp_min(1e-30)
-            invariant = b <= 1e-10 * max(1.0, float(theta.abs().max()))
-            if bool(ok.all()) or invariant or m >= limit:
-                converged = bool(ok.all()) or bool(invariant)
-                break
-        if m >= limit:
+            res = kr.residuals(S[:, order])
+            ok = bool((res <= tol * theta[order].abs().clamp_min(1e-30)).all())
+        if verifying and not torch.allclose(theta[order], reference, rtol=tol, atol=tol * float(reference.abs().max())):
+            verifying = False  # the fresh pass found more: search on
+        full = kr.m >= op.dim
+        if verifying and ok and (broke or pass_len >= verify_steps or full):
+            converged = True
             break
-        basis.append(w / b)
-    Q = torch.stack(basis).double()
-    vecs = (S[:, order].T @ Q).to(op.dtype)
+        if full:
+            converged = ok
+            break
+        if not (broke or (ok and not verifying)):
+            if kr.m >= kr.limit:
+                break
+            if kr.add(r):
+                continue  # the pass goes on
+        # the pass ended: an invariant subspace, or the top k met the tolerance
+        if ok and verify_steps == 0:
+            converged = True
+            break
+        if ok and not verifying:
+            verifying, reference = True, theta[order].clone()
+        if kr.m >= kr.limit or not kr.add(op.new_vector(g)):
+            break
+        passes, pass_len = passes + 1, 0
+    vecs = (S[:, order].T @ kr.Q[:kr.m].double()).to(op.dtype)
     return Eigenpairs(values=[float(v) for v in theta[order]],
                       vectors=[{k_: t.clone() for k_, t in op.unflatten(v).items()} for v in vecs],
-                      residuals=[float(r) for r in res], num_products=op.num_products - start,
-                      converged=converged)
+                      residuals=[float(x) for x in res], num_products=op.num_products - start,
+                      converged=converged, passes=passes)
 
 
 @dataclass

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-__all__ = ["Params", "Objective", "ClassifierObjective", "detach_params", "stack_params", "unstack_params"]
+__all__ = ["Params", "Objective", "ClassifierObjective", "QuadraticObjective", "detach_params", "stack_params", "unstack_params"]
 
 Params = dict[str, Tensor]
 
@@ -99,6 +99,17 @@ class Objective(ABC):
     def forward(self, params: Mapping[str, Tensor], *inputs: Tensor) -> Tensor:
         """The model's output at ``params`` (buffers fixed)."""
         return functional_call(self.model, ({**params}, self.buffers), inputs)
+
+    def data_key(self) -> dict[str, str]:
+        """What fixes the objective's values besides the parameters, as digests: its kind, the
+        model's buffers, and the data and settings (:meth:`_data`). Part of every cache key."""
+        from .artifacts import digest
+
+        return {"kind": type(self).__name__, "buffers": digest(self.buffers), "data": digest(self._data())}
+
+    def _data(self) -> Any:
+        """The data and settings a subclass's loss depends on (tensors, numbers)."""
+        return {}
 
     @property
     def num_params(self) -> int:
@@ -168,6 +179,9 @@ class ClassifierObjective(Objective):
         self.y = y.to(self.device)
         self.batch_size = len(x) if batch_size is None else batch_size
 
+    def _data(self) -> Any:
+        return {"x": self.x, "y": self.y, "batch_size": self.batch_size}
+
     def _batches(self):
         for i in range(0, len(self.x), self.batch_size):
             yield self.x[i:i + self.batch_size], self.y[i:i + self.batch_size]
@@ -184,3 +198,39 @@ class ClassifierObjective(Objective):
             loss = loss + torch.nn.functional.cross_entropy(out, yb, reduction="sum")
             correct = correct + (out.argmax(1) == yb).sum()
         return {"loss": loss / len(self.x), "accuracy": correct / len(self.x)}
+
+
+class QuadraticObjective(Objective):
+    r"""A quadratic :math:`L(\theta) = \tfrac12 \theta^\top A \theta + b^\top \theta`, whose
+    Hessian is :math:`A` everywhere: the exact reference for curvature code.
+
+    Args:
+        A: a symmetric ``[n, n]`` matrix.
+        b: the linear term (default zero).
+        theta: the point (default: seeded Gaussian).
+
+    Example:
+        >>> import torch
+        >>> obj = QuadraticObjective(torch.eye(3, dtype=torch.float64))
+        >>> float(obj({"theta": torch.ones(3, dtype=torch.float64)}))
+        1.5
+    """
+
+    def __init__(self, A: Tensor, b: Tensor | None = None, theta: Tensor | None = None,
+                 device: torch.device | str = "cpu") -> None:
+        if A.dim() != 2 or A.shape[0] != A.shape[1] or not torch.allclose(A, A.T):
+            raise ValueError(f"A has shape {tuple(A.shape)}; allowed: a symmetric square matrix")
+        model = nn.Module()
+        if theta is None:
+            theta = torch.randn(len(A), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        model.theta = nn.Parameter(theta.to(A.dtype).clone())
+        super().__init__(model, device)
+        self.A = A.to(self.device)
+        self.b = torch.zeros(len(A), dtype=A.dtype, device=self.device) if b is None else b.to(self.device)
+
+    def _data(self) -> Any:
+        return {"A": self.A, "b": self.b}
+
+    def loss(self, params: Mapping[str, Tensor]) -> Tensor:
+        t = params["theta"]
+        return 0.5 * t @ self.A @ t + self.b @ t

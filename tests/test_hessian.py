@@ -10,21 +10,12 @@ from torch import nn
 from lsutils import pinn
 from lsutils.hessian import (HessianOperator, dense_hessian, hutchinson_trace, slq_density,
                              top_eigenpairs)
-from lsutils.objectives import ClassifierObjective, Objective
+from lsutils.objectives import ClassifierObjective, QuadraticObjective
 
 
-class Quadratic(Objective):
+def Quadratic(A: torch.Tensor, b: torch.Tensor) -> QuadraticObjective:
     """L(theta) = 1/2 theta^T A theta + b^T theta, whose Hessian is A everywhere."""
-
-    def __init__(self, A: torch.Tensor, b: torch.Tensor) -> None:
-        model = nn.Module()
-        model.theta = nn.Parameter(torch.randn(len(A), dtype=A.dtype))
-        super().__init__(model)
-        self.A, self.b = A, b
-
-    def loss(self, params):
-        t = params["theta"]
-        return 0.5 * t @ self.A @ t + self.b @ t
+    return QuadraticObjective(A, b, theta=torch.randn(len(A), dtype=A.dtype))
 
 
 def spd(n: int, seed: int, spread: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,3 +180,71 @@ def test_hutchpp_is_exact_for_low_rank_and_unbiased():
     assert pp.stderr < plain.stderr  # the outlier's variance is gone
     with pytest.raises(ValueError, match="sketch"):
         hutchpp_trace(op, n_products=5, sketch=2)
+
+
+def _rotated(lam: list[float], seed: int = 0) -> QuadraticObjective:
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(len(lam), len(lam), generator=g, dtype=torch.float64))
+    A = Q @ torch.diag(torch.tensor(lam, dtype=torch.float64)) @ Q.T
+    return QuadraticObjective((A + A.T) / 2)
+
+
+@pytest.mark.parametrize("which, k, want", [
+    ("largest", 3, [5.0, 5.0, 5.0]),
+    ("largest", 5, [5.0, 5.0, 5.0, 1.0, 0.0]),
+    ("smallest", 4, [0.0, 0.0, 0.0, 0.0]),
+    ("magnitude", 4, [5.0, 5.0, 5.0, 1.0]),
+])
+def test_repeated_eigenvalues_of_a_quadratic_are_found(which, k, want):
+    """(5, 5, 5, 1, 0 x 16): one start vector's Krylov space is 3-dimensional and sees 5 once."""
+    obj = _rotated([5, 5, 5, 1] + [0] * 16)
+    eig = top_eigenpairs(HessianOperator(obj), k=k, tol=1e-8, max_steps=20, which=which)
+    np.testing.assert_allclose(eig.values, want, atol=1e-9)
+    assert eig.converged and eig.passes > 1
+    A = obj.A
+    for lam, v in zip(eig.values, eig.vectors):  # each returned pair is an eigenpair
+        u = v["theta"]
+        assert float(torch.linalg.vector_norm(A @ u - lam * u)) < 1e-8
+    V = torch.stack([v["theta"] for v in eig.vectors])
+    torch.testing.assert_close(V @ V.T, torch.eye(k, dtype=torch.float64), atol=1e-8, rtol=0)
+
+
+def test_softmax_null_space_is_found_on_a_classifier():
+    """The softmax shift gives a linear classifier a zero eigenvalue of multiplicity >= features + 1."""
+    torch.manual_seed(0)
+    obj = ClassifierObjective(nn.Linear(4, 3).double(), torch.randn(50, 4, dtype=torch.float64),
+                              torch.randint(0, 3, (50,)))
+    dense = torch.linalg.eigvalsh(dense_hessian(obj))
+    assert int((dense.abs() < 1e-12).sum()) >= 5
+    eig = top_eigenpairs(HessianOperator(obj), k=3, which="smallest", tol=1e-8, max_steps=15)
+    np.testing.assert_allclose(eig.values, dense[:3].numpy(), atol=1e-10)
+    assert eig.converged
+    top = top_eigenpairs(HessianOperator(obj), k=4, tol=1e-8, max_steps=15)
+    np.testing.assert_allclose(top.values, dense.flip(0)[:4].numpy(), rtol=1e-8)
+    # too few products to span the null space: the answer is not claimed to be converged
+    short = top_eigenpairs(HessianOperator(obj), k=3, which="smallest", tol=1e-8, max_steps=12)
+    assert not short.converged
+
+
+def test_a_missed_copy_without_breakdown_is_found_by_the_verifying_pass():
+    """Distinct eigenvalues below a doubled top one: the first pass converges on one copy of
+    the top eigenvalue without any breakdown; the verifying pass finds the second."""
+    lam = [10.0, 10.0, 6.0] + list(np.linspace(0.5, 1.0, 57))
+    obj = _rotated(lam, seed=3)
+    eig = top_eigenpairs(HessianOperator(obj), k=2, tol=1e-8, max_steps=60)
+    np.testing.assert_allclose(eig.values, [10.0, 10.0], rtol=1e-8)
+    assert eig.converged and eig.passes >= 2
+    unverified = top_eigenpairs(HessianOperator(obj), k=2, tol=1e-8, max_steps=60, verify_steps=0)
+    assert unverified.values[1] < 9.0  # what a single pass returns
+
+
+def test_scipy_eigsh_on_the_operator_agrees():
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    A, lam = spd(40, 2)
+    op = HessianOperator(Quadratic(A, torch.zeros(40, dtype=torch.float64)))
+    lin = LinearOperator((op.dim, op.dim), matvec=lambda v: op.matvec(torch.as_tensor(v).reshape(-1)).numpy(),
+                         dtype=np.float64)
+    theirs = np.sort(eigsh(lin, k=4, which="LA", tol=1e-12)[0])[::-1]
+    ours = top_eigenpairs(op, k=4, tol=1e-10, max_steps=40).values
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9)
