@@ -192,17 +192,26 @@ def lower_star_homology(points: np.ndarray, values: np.ndarray, *, k: int = 5) -
     from scipy.spatial import cKDTree
 
     values = np.asarray(values, float)
+    if len(points) == 0:
+        raise ValueError("no points; allowed: at least one point")
+    points = np.asarray(points, float).reshape(len(points), -1)
     if len(points) != len(values) or not np.isfinite(values).all():
         raise ValueError(f"{len(points)} points and {len(values)} values; allowed: one finite value per point")
+    if k < 1:
+        raise ValueError(f"k = {k}; allowed: an integer >= 1")
     st = gudhi.SimplexTree()
     for i, v in enumerate(values):
         st.insert([i], filtration=float(v))
-    _, nbrs = cKDTree(points).query(points, k=min(k + 1, len(points)))
-    for i, row in enumerate(nbrs):
-        for j in row[1:]:
-            st.insert([i, int(j)], filtration=float(max(values[i], values[j])))
+    if len(points) > 1:
+        _, nbrs = cKDTree(points).query(points, k=min(k + 1, len(points)))
+        for i, row in enumerate(np.asarray(nbrs).reshape(len(points), -1)):
+            for j in row:
+                if int(j) != i:
+                    st.insert([i, int(j)], filtration=float(max(values[i], values[j])))
     st.expansion(2)
-    st.compute_persistence(min_persistence=0.0)
+    # persistence_dim_max: without it gudhi leaves out the top dimension's homology, and a
+    # graph without triangles (a complex of dimension 1) would have no H1 at all.
+    st.compute_persistence(min_persistence=0.0, persistence_dim_max=True)
     diagrams = []
     for dim in (0, 1):
         d = np.asarray(st.persistence_intervals_in_dimension(dim), float).reshape(-1, 2)

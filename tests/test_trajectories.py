@@ -113,3 +113,24 @@ def test_one_long_loop_on_a_circle_and_none_on_a_segment():
 def test_homology_refuses_mismatched_values():
     with pytest.raises(ValueError, match="one finite value per point"):
         lower_star_homology(np.zeros((5, 2)), np.zeros(4))
+
+
+def test_a_cycle_without_triangles_has_one_essential_loop():
+    """12 points on a circle at k = 2: the k-NN graph is the 12-cycle, no triangle, so
+    beta_1 = E - V + components = 12 - 12 + 1 = 1: one H1 bar, born when the last edge
+    closes the loop (at the largest value) and never filled."""
+    t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    values = np.sin(3 * t) + 2
+    h0, h1 = lower_star_homology(np.c_[np.cos(t), np.sin(t)], values, k=2)
+    np.testing.assert_array_equal(h1, [[3.0, np.inf]])
+    assert diagram_summary(h1)["essential"] == 1
+    # H0: three minima (value 1) merge as the values rise; one essential bar from the global minimum
+    assert np.isinf(h0[:, 1]).sum() == 1 and h0[:, 0].min() == pytest.approx(1.0)
+
+
+def test_one_point_gives_one_essential_component():
+    h0, h1 = lower_star_homology(np.zeros((1, 2)), np.array([0.5]), k=3)
+    np.testing.assert_array_equal(h0, [[0.5, np.inf]])
+    assert h1.shape == (0, 2)
+    with pytest.raises(ValueError, match="at least one point"):
+        lower_star_homology(np.zeros((0, 2)), np.zeros(0), k=3)
