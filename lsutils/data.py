@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import pickle
@@ -66,6 +67,12 @@ class Dataset:
     x_test: Tensor
     y_test: Tensor
     num_classes: int = 10
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """A digest of the name and every tensor: part of the key of every run trained on it."""
+        return artifacts.digest({"name": self.name, "x_train": self.x_train, "y_train": self.y_train,
+                                 "x_test": self.x_test, "y_test": self.y_test, "num_classes": self.num_classes})
 
     @property
     def dim(self) -> int:

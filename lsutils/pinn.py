@@ -49,6 +49,7 @@ from torch.func import jvp
 from . import artifacts
 from .objectives import Objective, Params
 from .repro import progress_bar
+from .train import check_finite
 
 __all__ = ["ConvectionProblem", "PinnPoints", "PinnMLP", "PinnObjective", "PinnTrainConfig",
            "PinnRun", "summary_table", "relative_l2_error", "train_pinn", "train_or_load", "run_path", "load_run"]
@@ -217,6 +218,10 @@ class PinnObjective(Objective):
         self._grid = problem.grid(self.device, dtype)[2]
         self._exact = problem.exact_field(self.device, dtype)
 
+    def _data(self) -> Any:
+        return {"problem": dataclasses.asdict(self.problem),
+                "points": {f.name: getattr(self.points, f.name) for f in dataclasses.fields(self.points)}}
+
     def terms(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """The three loss terms ``residual``, ``initial``, ``boundary``."""
         u = lambda xt: self.forward(params, xt)  # noqa: E731
@@ -274,8 +279,8 @@ class PinnTrainConfig:
             v = getattr(self, f.name)
             lo = 0 if f.name in ("adam_steps", "lbfgs_steps") else 1
             if f.name == "adam_lr":
-                if not v > 0:
-                    raise ValueError(f"adam_lr = {v}; allowed: a number > 0")
+                if not (v > 0 and math.isfinite(v)):
+                    raise ValueError(f"adam_lr = {v}; allowed: a finite number > 0")
             elif not isinstance(v, int) or v < lo:
                 raise ValueError(f"{f.name} = {v!r}; allowed: integers >= {lo}")
 
@@ -335,16 +340,17 @@ def train_pinn(beta: float, seed: int, config: PinnTrainConfig,
         return total
 
     start = time.perf_counter()
+    name = f"PINN beta={beta:g} seed={seed}"
     total_steps = config.adam_steps + config.lbfgs_steps
-    bar = progress_bar(total=total_steps, desc=f"PINN beta={beta:g} seed={seed}", enabled=progress,
+    bar = progress_bar(total=total_steps, desc=name, enabled=progress,
                        leave=False)
     adam = torch.optim.Adam(params.values(), lr=config.adam_lr)
     for step in range(config.adam_steps):
         adam.zero_grad(set_to_none=True)
         terms = obj.terms(params)
         loss = terms["residual"] + terms["initial"] + terms["boundary"]
-        if not torch.isfinite(loss):
-            break
+        check_finite(name, f"Adam step {step}", float(loss.detach()),
+                     hint=f"the Adam learning rate ({config.adam_lr:g}) is likely too large")
         loss.backward()
         adam.step()
         if step % config.log_every == 0:
@@ -368,9 +374,11 @@ def train_pinn(beta: float, seed: int, config: PinnTrainConfig,
                 terms = obj.terms({k: v.detach() for k, v in params.items()})
             total = log(config.adam_steps + it, "lbfgs", terms)
             bar.update(1)
+            check_finite(name, f"L-BFGS iteration {it}", total, obj.model,
+                         hint="the line search left the finite range (an unstable Adam phase before it?)")
             state = lbfgs.state[lbfgs._params[0]]
             converged = state.get("n_iter", 0) <= it  # no step taken: tolerances met
-            if not math.isfinite(total) or converged:
+            if converged:
                 break
             if it % config.log_every == 0:
                 bar.set_postfix(loss=f"{total:.2e}")
@@ -404,15 +412,14 @@ def train_or_load(beta: float, seed: int, config: PinnTrainConfig, *, profile: s
     """
     path = run_path(profile, beta, seed)
     wanted = dataclasses.asdict(config)
-    if artifacts.exists(path):
-        meta = artifacts.read_meta(path)
-        if meta.get("params", {}).get("config") == wanted:
-            return load_run(profile, beta, seed), True
+    key = {"beta": float(beta), "seed": seed, "config": wanted}
+    if artifacts.matches(path, key):
+        return load_run(profile, beta, seed), True
     run = train_pinn(beta, seed, config, device, progress)
     blob: dict[str, Any] = {"beta": run.beta, "seed": run.seed, "config": wanted,
                             "state": run.state, "history": run.history,
                             "metrics": run.metrics, "seconds": run.seconds}
-    artifacts.save_torch(path, blob, params={"beta": run.beta, "config": wanted}, seed=seed,
+    artifacts.save_torch(path, blob, params=key, seed=seed,
                          profile=profile, extra={"metrics": run.metrics, "seconds": run.seconds,
                                                  "device": str(device)})
     return run, False

@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import shutil
 import time
@@ -42,9 +41,25 @@ from .repro import progress_bar
 
 __all__ = ["TrainConfig", "TrainRun", "ModelSpec", "augment_batch", "lr_at", "evaluate",
            "train_classifier", "train_or_load", "load_run", "trajectory", "run_dir_for",
-           "summary_table", "state_digest"]
+           "summary_table", "TrainingDiverged", "check_finite"]
 
 SCHEDULES = ("cosine", "step", "constant")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or a weight became NaN or infinite; nothing of the run is saved as finished."""
+
+
+def check_finite(run: str, where: str, loss: float, model: nn.Module | None = None, hint: str = "") -> None:
+    """Raise :class:`TrainingDiverged` naming the run, the step and the likely cause when the
+    loss (or any weight of ``model``) is not finite."""
+    bad = None if math.isfinite(loss) else f"the loss is {loss}"
+    if bad is None and model is not None:
+        name = next((n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())), None)
+        bad = None if name is None else f"weight {name!r} holds NaN or infinite entries"
+    if bad is not None:
+        raise TrainingDiverged(f"run {run} diverged at {where}: {bad}; {hint or 'the learning rate is likely too large'}; "
+                               "nothing was saved as a finished run")
 
 
 class ModelSpec(Protocol):
@@ -86,8 +101,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)!r}; allowed: an integer >= 1")
-        if not self.lr > 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0 or self.pad < 0:
-            raise ValueError("lr must be > 0, momentum in [0, 1), weight_decay >= 0 and pad >= 0; "
+        finite = all(math.isfinite(v) for v in (self.lr, self.momentum, self.weight_decay))
+        if not finite or not self.lr > 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0 or self.pad < 0:
+            raise ValueError("lr must be finite and > 0, momentum in [0, 1), weight_decay finite and >= 0 "
+                             "and pad >= 0; "
                              f"got lr={self.lr}, momentum={self.momentum}, "
                              f"weight_decay={self.weight_decay}, pad={self.pad}")
 
@@ -170,22 +187,14 @@ def _epoch_path(run_dir: Path, epoch: int) -> Path:
     return run_dir / f"epoch_{epoch:03d}.pt"
 
 
-def state_digest(state: Mapping[str, Tensor]) -> str:
-    """A short SHA-1 of a state dict's names and values (identifies a starting point)."""
-    h = hashlib.sha1()
-    for name in sorted(state):
-        h.update(name.encode())
-        h.update(state[name].detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _identity(spec: ModelSpec, data: Dataset, config: TrainConfig, seed: int,
               init: Mapping[str, Tensor] | None = None) -> dict[str, Any]:
     ident = {"model": {"type": type(spec).__name__, **dataclasses.asdict(spec)},
-             "data": {"name": data.name, "n_train": len(data.x_train), "n_test": len(data.x_test)},
+             "data": {"name": data.name, "n_train": len(data.x_train), "n_test": len(data.x_test),
+                      "digest": data.digest},
              "train": dataclasses.asdict(config), "seed": seed}
     if init is not None:
-        ident["init"] = state_digest(init)
+        ident["init"] = artifacts.digest(dict(init))
     return ident
 
 
@@ -256,11 +265,15 @@ def train_classifier(spec: ModelSpec, data: Dataset, config: TrainConfig, *, see
                 xb = augment_batch(xb, config.pad, gen)
             out = model(xb)
             loss = F.cross_entropy(out, yb)
+            check_finite(run_dir.name, f"epoch {epoch + 1}, step {i // config.batch_size + 1}", float(loss),
+                         hint=f"the learning rate ({lr:g}) is likely too large")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             tot_loss += float(loss.detach()) * len(idx)
             tot_correct += int((out.argmax(1) == yb).sum())
+        check_finite(run_dir.name, f"the end of epoch {epoch + 1}", tot_loss / n, model,
+                     hint=f"the learning rate ({lr:g}) is likely too large")
         test_loss, test_acc = evaluate(model, x_te, y_te, config.eval_batch_size)
         for k, v in (("lr", lr), ("train_loss", tot_loss / n), ("train_acc", tot_correct / n),
                      ("test_loss", test_loss), ("test_acc", test_acc)):

@@ -168,3 +168,24 @@ def test_cpu_allocator_tuning_applies_once_and_can_be_refused(monkeypatch):
     monkeypatch.delenv("LSUTILS_KEEP_MALLOC")
     applied = tune_cpu_allocator.__wrapped__()
     assert applied is sys.platform.startswith("linux")
+
+
+def test_a_diverging_pinn_is_refused_and_not_saved(data_root, monkeypatch):
+    from lsutils.train import TrainingDiverged
+
+    cfg = pinn.PinnTrainConfig(width=8, depth=1, n_collocation=32, n_initial=8, n_boundary=4,
+                               adam_steps=10, lbfgs_steps=2)
+    real = pinn.PinnObjective.terms
+    calls = []
+
+    def blow_up(self, params):  # the loss turns NaN at the fourth Adam step
+        calls.append(1)
+        out = real(self, params)
+        return {**out, "residual": out["residual"] * float("nan")} if len(calls) == 4 else out
+
+    monkeypatch.setattr(pinn.PinnObjective, "terms", blow_up)
+    with pytest.raises(TrainingDiverged, match=r"run PINN beta=2 seed=1 diverged at Adam step 3: the loss is nan"):
+        pinn.train_or_load(2.0, 1, cfg, profile="smoke", progress=False)
+    assert not artifacts.exists(pinn.run_path("smoke", 2.0, 1))
+    with pytest.raises(ValueError, match="adam_lr = inf; allowed: a finite number > 0"):
+        pinn.PinnTrainConfig(adam_lr=float("inf"))

@@ -165,3 +165,30 @@ def test_training_from_given_weights_starts_there_and_is_its_own_run(tmp_path):
     assert not again.loaded
     assert torch.equal(trajectory(again.run_dir)[0]["conv1.weight"], other["conv1.weight"])
     assert train_or_load(SPEC, data, cfg, seed=0, run_dir=tmp_path / "from", init=other, progress=False).loaded
+
+
+def test_a_diverging_run_is_refused_and_nothing_is_saved_as_finished(tmp_path):
+    from lsutils.train import TrainingDiverged
+
+    bad = TrainConfig(epochs=3, batch_size=32, lr=1e6, momentum=0.9, schedule="constant")
+    run_dir = tmp_path / "resnet8_skip_seed0"
+    with pytest.raises(TrainingDiverged, match=r"run resnet8_skip_seed0 diverged at epoch 1, step \d+: .*"
+                                               r"learning rate \(1e\+06\) is likely too large"):
+        train_or_load(SPEC, toy_data(), bad, seed=0, run_dir=run_dir, progress=False)
+    assert not artifacts.exists(run_dir / "final.json")
+    with pytest.raises(artifacts.ArtifactMissingError):
+        load_run(SPEC, run_dir)
+    with pytest.raises(ValueError, match="lr must be finite"):
+        TrainConfig(lr=float("inf"))
+
+
+def test_a_run_is_retrained_when_its_data_change(tmp_path):
+    data = toy_data()
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.05)
+    first = train_or_load(SPEC, data, cfg, seed=0, run_dir=tmp_path / "r", progress=False)
+    assert not first.loaded
+    assert train_or_load(SPEC, data, cfg, seed=0, run_dir=tmp_path / "r", progress=False).loaded
+    y = data.y_train.clone()
+    y[0] = (y[0] + 1) % 10  # one label changed: same name, same sizes, other data
+    changed = Dataset(data.name, data.x_train, y, data.x_test, data.y_test)
+    assert not train_or_load(SPEC, changed, cfg, seed=0, run_dir=tmp_path / "r", progress=False).loaded
