@@ -121,14 +121,16 @@ def analyze(objective: Objective, config: CurvatureConfig) -> CurvatureReport:
 
 def analyze_or_load(path: Path, objective: Objective, config: CurvatureConfig, *,
                     profile: str | None = None, extra: dict[str, Any] | None = None) -> tuple[CurvatureReport, bool]:
-    """Load the report at ``path`` if it was made with ``config`` (and ``extra``), else
-    compute and save it.
+    """Load the report at ``path`` if it was made with ``config`` (and ``extra``) for the same
+    weights and data, else compute and save it.
 
     Returns:
         The report and whether it was loaded.
     """
-    params = {"config": dataclasses.asdict(config), **(extra or {})}
-    if artifacts.exists(path) and artifacts.read_meta(path)["params"] == params:
+    # The key: the settings, the weights and everything else the objective's values depend on.
+    params = {"config": dataclasses.asdict(config), "weights": artifacts.digest(objective.params),
+              "objective": objective.data_key(), **(extra or {})}
+    if artifacts.matches(path, params):
         blob = artifacts.load_torch(path)
         blob["slq_nodes"], blob["slq_weights"] = np.asarray(blob["slq_nodes"]), np.asarray(blob["slq_weights"])
         return CurvatureReport(**blob), True

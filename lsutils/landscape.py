@@ -30,7 +30,6 @@ import torch
 from torch import Tensor
 
 from . import artifacts
-from .directions import norm
 from .objectives import Objective, Params
 from .repro import progress_bar
 
@@ -87,6 +86,19 @@ def _points(axes: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([m.reshape(-1) for m in mesh], axis=1)
 
 
+def _check_finite(axes: Sequence[np.ndarray], origin: Mapping[str, Tensor],
+                  directions: Sequence[Mapping[str, Tensor]]) -> None:
+    """Refuse a grid that could only give NaN: non-finite axes, origin or directions."""
+    for i, a in enumerate(axes):
+        if not np.isfinite(np.asarray(a, dtype=float)).all():
+            raise ValueError(f"axes[{i}] holds NaN or infinite coordinates; allowed: finite numbers")
+    for what, d in [("origin", origin)] + [(f"directions[{i}]", d) for i, d in enumerate(directions)]:
+        bad = [k for k, t in d.items() if not bool(torch.isfinite(t).all())]
+        if bad:
+            raise ValueError(f"{what} has NaN or infinite entries in {bad[0]!r}; allowed: finite tensors "
+                             "(a diverged model or direction?)")
+
+
 def _partial_path(path: Path) -> Path:
     return path.with_name(path.stem + ".partial.npz")
 
@@ -124,22 +136,26 @@ def evaluate_grid(objective: Objective, directions: Sequence[Mapping[str, Tensor
     dev = objective.device
     o = {k: origin[k].detach().to(dev) for k in names}
     ds = [{k: d[k].detach().to(dev, o[k].dtype) for k in names} for d in directions]
+    _check_finite(axes, o, ds)
     describe = list(describe or [f"direction {i}" for i in range(len(ds))])
     pts = _points(axes)
     shape = tuple(len(a) for a in axes)
-    params = {"axes": [a.tolist() for a in axes], "directions": describe, "metrics": metrics,
-              "direction_norms": [norm(d) for d in ds], **dict(meta or {})}
-    if path is not None and artifacts.exists(path) and artifacts.read_meta(path)["params"] == params:
-        return load_landscape(path)  # finished before, with exactly these settings
+    chunk = objective.chunk_size if chunk_size is None else chunk_size
+    chunk = max(1, chunk or len(pts))
+    # The cache and resume key: every input that changes a value (a changed one recomputes).
+    key = {"origin": artifacts.digest(o), "directions": [artifacts.digest(d) for d in ds],
+           "objective": objective.data_key(), "chunk_size": chunk}
+    params = {"axes": [a.tolist() for a in axes], "directions": describe, "metrics": metrics, "key": key,
+              **dict(meta or {})}
+    if path is not None and artifacts.matches(path, params):
+        return load_landscape(path)  # finished before, with exactly these inputs
     values: dict[str, np.ndarray] = {}
     done = np.zeros(len(pts), dtype=bool)
     partial = _partial_path(path) if path is not None else None
-    if partial is not None and artifacts.exists(partial) and artifacts.read_meta(partial)["params"] == params:
+    if partial is not None and artifacts.matches(partial, params):
         saved = artifacts.load_npz(partial)
         done = saved.pop("done").astype(bool)
         values = {k[2:]: v for k, v in saved.items() if k.startswith("v_")}
-    chunk = objective.chunk_size if chunk_size is None else chunk_size
-    chunk = max(1, chunk or len(pts))
     # Blocks are fixed on the global point index, so a resumed grid evaluates exactly the
     # blocks (and vmap reductions) an uninterrupted one does: identical results, bit for bit.
     blocks = [np.arange(s, min(s + chunk, len(pts))) for s in range(0, len(pts), chunk)]
@@ -197,7 +213,7 @@ def load_landscape(path: Path) -> Landscape:
     axes = [arrays[f"axis_{i}"] for i in range(sum(k.startswith("axis_") for k in arrays))]
     params = dict(meta["params"])
     describe = params.pop("directions")
-    for k in ("axes", "direction_norms"):
+    for k in ("axes", "key"):
         params.pop(k, None)
     return Landscape(axes=axes, values={k[2:]: v for k, v in arrays.items() if k.startswith("v_")},
                      directions=describe, n_nonfinite=meta.get("n_nonfinite", 0), meta=params)

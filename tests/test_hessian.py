@@ -146,6 +146,13 @@ def test_curvature_report_is_exact_on_a_quadratic_and_cached(tmp_path):
     np.testing.assert_array_equal(again.slq_nodes, rep.slq_nodes)
     _, loaded = analyze_or_load(tmp_path / "q.pt", obj, cfg, extra={"n_samples": 5})
     assert not loaded  # other settings: recomputed
+    # a retrained model (other weights, same settings and path): recomputed, not the old report
+    moved = QuadraticObjective(2 * A, theta=obj.params["theta"])
+    fresh, loaded = analyze_or_load(tmp_path / "q.pt", moved, cfg, extra={"n_samples": 5})
+    assert not loaded
+    np.testing.assert_allclose(fresh.eigenvalues, 2 * lam.flip(0)[:4].numpy(), rtol=1e-10)
+    shifted = QuadraticObjective(2 * A, theta=obj.params["theta"] + 1)
+    assert not analyze_or_load(tmp_path / "q.pt", shifted, cfg, extra={"n_samples": 5})[1]
     grid, dens = density_on_grid(rep)
     assert np.trapezoid(dens, grid) == pytest.approx(1.0, abs=0.02)
 

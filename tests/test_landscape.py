@@ -145,3 +145,49 @@ def test_interpolation_endpoints_and_vti_round_trip(tmp_path):
     np.testing.assert_allclose(data.reshape(2, 3, 4).transpose(2, 1, 0), block.loss, rtol=1e-15)
     with pytest.raises(ValueError, match="at most 3-D"):
         to_vti(evaluate_grid(q, ds + ds[:1], grid_axes(2, 1.0, 4), progress=False), tmp_path / "x.vti")
+
+
+def test_a_changed_origin_or_data_recomputes_the_grid(tmp_path):
+    obj = bn_classifier()
+    ds = [random_direction(obj.params, 1), random_direction(obj.params, 2)]
+    axes = grid_axes(5, 1.0, 2)
+    path = tmp_path / "plane.npz"
+    first = evaluate_grid(obj, ds, axes, path=path, progress=False)
+    other = {k: v + 0.05 * torch.randn_like(v) for k, v in obj.params.items()}
+    moved = evaluate_grid(obj, ds, axes, origin=other, path=path, progress=False)
+    direct = evaluate_grid(obj, ds, axes, origin=other, progress=False)
+    np.testing.assert_array_equal(moved.loss, direct.loss)  # recomputed at the new origin
+    assert not np.allclose(moved.loss, first.loss)
+    # same weights, other data (one label changed): recomputed too
+    y = obj.y.clone()
+    y[0] = (y[0] + 1) % 10
+    relabelled = ClassifierObjective(obj.model, obj.x, y, batch_size=16, chunk_size=4)
+    again = evaluate_grid(relabelled, ds, axes, path=path, progress=False)
+    np.testing.assert_array_equal(again.loss, evaluate_grid(relabelled, ds, axes, progress=False).loss)
+    assert not np.array_equal(again.loss, first.loss)
+    # and the same inputs again: loaded, not recomputed
+    np.testing.assert_array_equal(evaluate_grid(relabelled, ds, axes, path=path, progress=False,
+                                                max_points=0).loss, again.loss)
+
+
+def test_a_resumed_grid_never_mixes_two_origins(tmp_path):
+    obj = bn_classifier()
+    ds = [random_direction(obj.params, 1), random_direction(obj.params, 2)]
+    axes = grid_axes(5, 1.0, 2)
+    path = tmp_path / "plane.npz"
+    evaluate_grid(obj, ds, axes, path=path, progress=False, max_points=8)  # interrupted at origin A
+    other = {k: v + 0.05 * torch.randn_like(v) for k, v in obj.params.items()}
+    resumed = evaluate_grid(obj, ds, axes, origin=other, path=path, progress=False)
+    np.testing.assert_array_equal(resumed.loss, evaluate_grid(obj, ds, axes, origin=other, progress=False).loss)
+
+
+def test_non_finite_axes_origin_or_directions_are_refused():
+    obj = bn_classifier()
+    ds = [random_direction(obj.params, 1), random_direction(obj.params, 2)]
+    with pytest.raises(ValueError, match=r"axes\[1\] holds NaN"):
+        evaluate_grid(obj, ds, [np.linspace(-1, 1, 3), np.array([0.0, np.nan, 1.0])], progress=False)
+    bad = {k: v.clone() for k, v in ds[0].items()}
+    name = next(iter(bad))
+    bad[name].view(-1)[0] = float("inf")
+    with pytest.raises(ValueError, match=rf"directions\[0\] has NaN or infinite entries in '{name}'"):
+        evaluate_grid(obj, [bad, ds[1]], grid_axes(3, 1.0, 2), progress=False)
