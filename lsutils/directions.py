@@ -12,8 +12,11 @@ the :math:`d_i`:
   coordinate of 1 is then a move as large as the weights themselves, filter by filter.
 - :func:`pca_directions`: the principal components of a training trajectory around
   its last point, with the explained variance and the trajectory's coordinates.
-- :func:`scaled_like`: rescales any direction (e.g. a unit Hessian eigenvector) to
-  the norm of a filter-normalized one, so all planes share the same units.
+- :func:`eigen_plane`: unit Hessian eigenvectors (PyHessian's convention, which Xie et al.
+  2024 follow) on one common length; :func:`lsutils.landscape.eigen_length` chooses it so
+  that the Hessian plane stays in the loss range of the random plane (as Geniesse et al.
+  2024 choose their range to keep the landscape meaningful).
+- :func:`scaled_like`: rescales any direction to the norm of another.
 
 Example:
     >>> d1 = random_direction(params, seed=1)
@@ -33,7 +36,7 @@ from torch import Tensor
 from .objectives import Params
 
 __all__ = ["random_direction", "filter_normalize", "pca_directions", "cosine", "norm",
-           "scaled_like", "flatten", "unflatten"]
+           "scaled_like", "eigen_scale", "eigen_plane", "flatten", "unflatten"]
 
 
 def flatten(d: Mapping[str, Tensor], names: Sequence[str] | None = None) -> Tensor:
@@ -90,6 +93,41 @@ def scaled_like(direction: Mapping[str, Tensor], reference: Mapping[str, Tensor]
     """``direction`` rescaled to the norm of ``reference`` (e.g. a filter-normalized direction)."""
     s = norm(reference) / (norm(direction) + 1e-300)
     return {k: t * s for k, t in direction.items()}
+
+
+def eigen_scale(top_eigenvalue: float, rise: float, span: float = 1.0) -> float:
+    r"""The length :math:`c` at which the *quadratic model* along a unit eigenvector rises by
+    ``rise`` at the grid's edge: :math:`\tfrac12 \lambda_1 (c\,\text{span})^2 = \text{rise}`,
+    :math:`c = \sqrt{2\,\text{rise} / \lambda_1} / \text{span}` (the start of
+    :func:`lsutils.landscape.eigen_length`, which measures the loss itself).
+
+    Example:
+        >>> eigen_scale(top_eigenvalue=50.0, rise=4.0, span=1.0)
+        0.4
+    """
+    if not (math.isfinite(top_eigenvalue) and top_eigenvalue > 0):
+        raise ValueError(f"top_eigenvalue = {top_eigenvalue}; allowed: a finite number > 0 (a minimum's "
+                         "top Hessian eigenvalue)")
+    if not (math.isfinite(rise) and rise > 0):
+        raise ValueError(f"rise = {rise}; allowed: a finite number > 0 (the random plane's loss rise)")
+    if not span > 0:
+        raise ValueError(f"span = {span}; allowed: a number > 0")
+    return math.sqrt(2.0 * rise / top_eigenvalue) / span
+
+
+def eigen_plane(vectors: Sequence[Mapping[str, Tensor]], length: float) -> list[Params]:
+    """Hessian eigenvectors as grid directions: each made unit-norm (PyHessian's convention),
+    then multiplied by ``length``, so one coordinate unit is the same Euclidean distance
+    ``length`` along every axis.
+
+    Example:
+        >>> import torch
+        >>> eigen_plane([{"w": torch.tensor([3.0, 4.0])}], length=2.0)[0]["w"]
+        tensor([1.2000, 1.6000])
+    """
+    if not (math.isfinite(length) and length > 0):
+        raise ValueError(f"length = {length}; allowed: a finite number > 0")
+    return [{k: t * (length / norm(v)) for k, t in v.items()} for v in vectors]
 
 
 def pca_directions(trajectory: Sequence[Mapping[str, Tensor]], k: int = 2,

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from . import artifacts
 from .objectives import Objective, Params
 from .repro import progress_bar
 
-__all__ = ["Landscape", "grid_axes", "evaluate_grid", "interpolate", "load_landscape", "to_vti"]
+__all__ = ["Landscape", "grid_axes", "evaluate_grid", "eigen_length", "interpolate", "load_landscape", "to_vti"]
 
 
 @dataclass
@@ -204,6 +205,66 @@ def evaluate_grid(objective: Objective, directions: Sequence[Mapping[str, Tensor
         if partial is not None:
             artifacts.remove(partial)
     return land
+
+
+def eigen_length(objective: Objective, vectors: Sequence[Mapping[str, Tensor]], rise: float, span: float = 1.0,
+                 *, top_eigenvalue: float | None = None, origin: Mapping[str, Tensor] | None = None,
+                 rtol: float = 0.05, max_evals: int = 40) -> float:
+    r"""The length :math:`c` for unit eigenvectors :math:`u_1, \dots, u_d` at which the grid's
+    edge has risen by ``rise``:
+
+    .. math:: \max_{k \in \{-1, 0, 1\}^d \setminus 0} L\big(\theta + c\,\text{span} \textstyle\sum_j k_j u_j\big) - L(\theta) = \text{rise},
+
+    the largest loss over the grid's *compass points* (the ends of the axes and the corners:
+    8 in 2-D, 26 in 3-D), where a landscape around a minimum takes its largest values. With
+    ``rise`` the random plane's loss range, the Hessian grid covers the same band of loss values
+    as the random plane (Geniesse et al. 2024 choose the range so that the landscape stays
+    meaningful), instead of the astronomical losses a step as long as the weights reaches along
+    the sharpest directions. The search starts from the quadratic model's length
+    (:func:`~lsutils.directions.eigen_scale`), brackets the target by halving or doubling, and
+    bisects in :math:`\log c` until the rise is within ``rtol`` of the target; each trial is one
+    batched call over the compass points.
+
+    Returns:
+        The length :math:`c` (pass it to :func:`~lsutils.directions.eigen_plane`).
+    """
+    from .directions import eigen_scale, norm
+
+    if not (np.isfinite(rise) and rise > 0):
+        raise ValueError(f"rise = {rise}; allowed: a finite number > 0 (the random plane's loss range)")
+    origin = objective.params if origin is None else origin
+    dev = objective.device
+    o = {k: origin[k].detach().to(dev) for k in origin}
+    us = [{k: v[k].detach().to(dev, o[k].dtype) / norm(v) for k in o} for v in vectors]
+    compass = torch.as_tensor(_points([np.array([-1.0, 0.0, 1.0])] * len(us)), dtype=o[next(iter(o))].dtype,
+                              device=dev)
+    compass = compass[compass.abs().sum(1) > 0] * span
+    with torch.no_grad():
+        base = float(objective.loss(o))
+
+    def edge_rise(c: float) -> float:
+        k = c * compass
+        stacked = {n: o[n].unsqueeze(0) + sum(k[:, j].view(-1, *[1] * o[n].dim()) * u[n].unsqueeze(0)
+                                              for j, u in enumerate(us)) for n in o}
+        with torch.no_grad():
+            vals = objective.batched(stacked)
+        return float(vals.max()) - base if bool(torch.isfinite(vals).all()) else math.inf
+
+    c = eigen_scale(top_eigenvalue, rise, span) if top_eigenvalue and top_eigenvalue > 0 else 1.0 / span
+    lo = hi = None
+    for _ in range(max_evals):
+        r = edge_rise(c)
+        if abs(r - rise) <= rtol * rise:
+            return c
+        if r > rise:
+            hi = c
+        else:
+            lo = c
+        c = math.sqrt(lo * hi) if lo is not None and hi is not None else (c / 2 if lo is None else c * 2)
+    if lo is None or hi is None:
+        raise ValueError(f"no length along the eigenvectors reaches a loss rise of {rise:.4g} within "
+                         f"{max_evals} trials (the loss may be flat or unbounded along them)")
+    return c
 
 
 def load_landscape(path: Path) -> Landscape:

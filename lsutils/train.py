@@ -265,7 +265,7 @@ def train_classifier(spec: ModelSpec, data: Dataset, config: TrainConfig, *, see
                 xb = augment_batch(xb, config.pad, gen)
             out = model(xb)
             loss = F.cross_entropy(out, yb)
-            check_finite(run_dir.name, f"epoch {epoch + 1}, step {i // config.batch_size + 1}", float(loss),
+            check_finite(run_dir.name, f"epoch {epoch + 1}, step {i // config.batch_size + 1}", float(loss.detach()),
                          hint=f"the learning rate ({lr:g}) is likely too large")
             opt.zero_grad(set_to_none=True)
             loss.backward()

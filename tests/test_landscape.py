@@ -191,3 +191,31 @@ def test_non_finite_axes_origin_or_directions_are_refused():
     bad[name].view(-1)[0] = float("inf")
     with pytest.raises(ValueError, match=rf"directions\[0\] has NaN or infinite entries in '{name}'"):
         evaluate_grid(obj, [bad, ds[1]], grid_axes(3, 1.0, 2), progress=False)
+
+
+def test_hessian_planes_stay_in_the_random_planes_loss_range():
+    """Unit eigenvectors on the length eigen_length finds: the Hessian plane's largest loss is
+    within 1.5x of the random plane's (the compass points are matched to 5%); a step as long as a
+    filter-normalized direction along the same eigenvectors (the old scaling) runs far above it."""
+    from lsutils.directions import eigen_plane, scaled_like
+    from lsutils.hessian import HessianOperator, top_eigenpairs
+    from lsutils.landscape import eigen_length
+
+    obj = bn_classifier()
+    obj.chunk_size = 1
+    eig = top_eigenpairs(HessianOperator(obj), k=2, tol=1e-3, max_steps=40)
+    assert eig.values[0] > 0
+    axes = grid_axes(7, 1.0, 2)
+    r = [random_direction(obj.params, 1), random_direction(obj.params, 2)]
+    random_plane = evaluate_grid(obj, r, axes, progress=False, metrics=False)
+    top = float(np.nanmax(random_plane.loss))
+    rise = top - random_plane.at_origin()
+    c = eigen_length(obj, eig.vectors, rise, 1.0, top_eigenvalue=eig.values[0])
+    plane = evaluate_grid(obj, eigen_plane(eig.vectors, c), axes, progress=False, metrics=False)
+    assert np.isfinite(plane.loss).all()
+    assert top / 1.5 <= float(plane.loss.max()) <= 1.5 * top
+    assert plane.at_origin() == pytest.approx(random_plane.at_origin())
+    old = evaluate_grid(obj, [scaled_like(v, r[0]) for v in eig.vectors], axes, progress=False, metrics=False)
+    assert float(np.nanmax(old.loss)) > 10 * top
+    with pytest.raises(ValueError, match="rise = -1"):
+        eigen_length(obj, eig.vectors, -1.0)
