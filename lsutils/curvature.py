@@ -11,7 +11,9 @@ directions, as an artifact, and loads it when it was computed with the same sett
 Outliers are counted at the largest gap of the top eigenvalues on a log scale:
 with :math:`\lambda_1 \ge \dots \ge \lambda_k > 0`, the count is the :math:`i`
 maximising :math:`\lambda_i / \lambda_{i+1}` (Fort & Ganguli separate the
-outliers from the bulk the same way, by eye, on a log plot).
+outliers from the bulk the same way, by eye, on a log plot). Beside it,
+:func:`gap_ratio` reports :math:`\lambda_C / \lambda_{C+1}` against the typical
+neighbouring ratio, which says directly whether there is a gap at the number of classes.
 
 Example:
     >>> cfg = CurvatureConfig(top_k=20, trace_probes=50)
@@ -33,7 +35,7 @@ from . import artifacts
 from .hessian import HessianOperator, hutchinson_trace, slq_density, top_eigenpairs
 from .objectives import Objective, Params
 
-__all__ = ["CurvatureConfig", "CurvatureReport", "analyze", "analyze_or_load", "count_outliers",
+__all__ = ["CurvatureConfig", "CurvatureReport", "analyze", "analyze_or_load", "count_outliers", "gap_ratio",
            "density_on_grid"]
 
 
@@ -102,6 +104,26 @@ def count_outliers(values: list[float] | np.ndarray) -> int:
         return len(v)
     ratios = v[:-1] / v[1:]
     return int(np.argmax(ratios)) + 1
+
+
+def gap_ratio(values: list[float] | np.ndarray, c: int) -> tuple[float, float]:
+    r"""Is there a gap after the ``c``-th eigenvalue? :math:`\lambda_c / \lambda_{c+1}` of the
+    descending ``values``, and the median ratio :math:`\lambda_i / \lambda_{i+1}` of the other
+    neighbouring pairs among them (what a ratio without a gap looks like). Fort & Ganguli 2019
+    predict a gap at :math:`c = C`, the number of classes. NaN when fewer than ``c + 1``
+    positive values are given.
+
+    Example:
+        >>> gap_ratio([40, 30, 20, 2, 1.5, 1.2], c=3)
+        (10.0, 1.3333333333333333)
+    """
+    v = np.sort(np.asarray(values, dtype=float))[::-1]
+    v = v[v > 0]
+    if c < 1 or len(v) < c + 1:
+        return float("nan"), float("nan")
+    ratios = v[:-1] / v[1:]
+    others = np.delete(ratios, c - 1)
+    return float(ratios[c - 1]), float(np.median(others)) if len(others) else float("nan")
 
 
 def analyze(objective: Objective, config: CurvatureConfig) -> CurvatureReport:
