@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import artifacts
 from .data import Dataset
 from .directions import flatten, random_direction
 from .repro import progress_bar
@@ -68,6 +69,15 @@ class JumpConfig:
         if not self.seeds:
             raise ValueError("seeds = []; allowed: a non-empty list of integers")
         self.train_config()  # validates epochs, lr, momentum, weight_decay, batch_size
+
+    @classmethod
+    def from_training(cls, trained_with: TrainConfig, *, steps: Sequence[float], seeds: Sequence[int],
+                      epochs: int, lr: float) -> "JumpConfig":
+        """Jumps retrained with the recipe the network was trained with (momentum, weight decay,
+        batch size, augmentation) at a constant learning rate ``lr`` for ``epochs``."""
+        return cls(steps=tuple(float(s) for s in steps), seeds=tuple(int(k) for k in seeds), epochs=epochs,
+                   lr=lr, momentum=trained_with.momentum, weight_decay=trained_with.weight_decay,
+                   batch_size=trained_with.batch_size, augment=trained_with.augment)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
@@ -117,6 +127,11 @@ def jump_and_retrain(spec: ModelSpec, data: Dataset, state: Mapping[str, Tensor]
         run = train_or_load(spec, data, config.train_config(), seed=seed, run_dir=root / f"step{step:g}_seed{seed}",
                             device=device, profile=profile, init=start, progress=False)
         runs.append(JumpRun(step, seed, trajectory(run.run_dir), run.history, run.run_dir))
+    # What was run, with the settings actually used: the jumps' config, the start and the data.
+    artifacts.save_json(root / "jumps.json", [{"step": r.step, "seed": r.seed, "run_dir": r.run_dir.name,
+                                               "final_loss": r.history["train_loss"][-1]} for r in runs],
+                        params={"config": config_dict(config), "start": artifacts.digest(dict(state)),
+                                "data": data.digest}, profile=profile)
     return runs
 
 

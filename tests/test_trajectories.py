@@ -134,3 +134,24 @@ def test_one_point_gives_one_essential_component():
     assert h1.shape == (0, 2)
     with pytest.raises(ValueError, match="at least one point"):
         lower_star_homology(np.zeros((0, 2)), np.zeros(0), k=3)
+
+
+def test_jump_sidecars_record_the_recipe_the_network_was_trained_with(tmp_path):
+    from lsutils import artifacts
+
+    spec, data = LinearSpec(), toy_data()
+    trained_with = TrainConfig(epochs=3, batch_size=40, lr=0.2, momentum=0.5, weight_decay=0.0, schedule="constant",
+                               augment=True)
+    state = train_classifier(spec, data, trained_with, seed=0, run_dir=tmp_path / "min",
+                             progress=False).model.state_dict()
+    cfg = JumpConfig.from_training(trained_with, steps=[0.5], seeds=[0, 1], epochs=2, lr=0.01)
+    assert (cfg.momentum, cfg.weight_decay, cfg.batch_size, cfg.augment) == (0.5, 0.0, 40, True)
+    jump_and_retrain(spec, data, state, cfg, root=tmp_path / "jumps", progress=False)
+    params = artifacts.read_meta(tmp_path / "jumps" / "jumps.json")["params"]
+    assert params["config"] == {"steps": [0.5], "seeds": [0, 1], "epochs": 2, "lr": 0.01, "momentum": 0.5,
+                                "weight_decay": 0.0, "batch_size": 40, "augment": True}
+    assert params["data"] == data.digest and params["start"] == artifacts.digest(dict(state))
+    assert len(artifacts.load_json(tmp_path / "jumps" / "jumps.json")) == 2
+    for k in (0, 1):  # and every retraining run's own sidecar holds the same recipe
+        train = artifacts.read_meta(tmp_path / "jumps" / f"step0.5_seed{k}" / "final.json")["params"]["train"]
+        assert (train["weight_decay"], train["augment"], train["epochs"], train["batch_size"]) == (0.0, True, 2, 40)
