@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        import logging
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # the cancelled kernel client's tasks
         print("interrupted: finished artifacts are kept; rerun to resume", file=sys.stderr)
         return 130
     print(f"total {time.perf_counter() - start:.1f} s")

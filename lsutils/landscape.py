@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,8 +318,10 @@ def to_vti(land: Landscape, path: Path, keys: Sequence[str] | None = None) -> Pa
         f'      <PointData Scalars="{keys[0]}">', *arrays, "      </PointData>",
         "    </Piece>", "  </ImageData>", "</VTKFile>", ""])
     path = Path(path)
+    if path.is_file() and path.read_text() == xml:
+        return path  # already there: a finished, read-only data folder stays usable
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.vti.tmp")
     tmp.write_text(xml)
     tmp.replace(path)
     return path

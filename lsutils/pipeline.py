@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import Iterator, Sequence, TextIO
 
 from . import artifacts
 from .config import Profile, data_root, load_profile, repo_root
@@ -128,7 +129,7 @@ def _failure_message(nb: Path, err: Exception, failed_copy: Path) -> str:
     lines = [f"notebook {nb.name} failed in {where}: {ename}: {_ANSI.sub('', str(evalue))}"]
     if first:
         lines.append(f"  the cell starts: {first.strip()[:120]}")
-    lines.append(f"  the executed notebook is kept at {failed_copy}")
+    lines.append(f"  the executed notebook is kept at {failed_copy} (the kernel's log beside it)")
     return "\n".join(lines)
 
 
@@ -146,18 +147,22 @@ def run_notebook(nb: Path, profile: Profile, book_dir: Path, *, progress: bool =
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"lsutils-{nb.stem}-"))
     tmp_out = work / nb.name
+    log = work / f"{nb.stem}.log"
     start = time.perf_counter()
     # Progress bars belong on a terminal, not in the book's pages: the kernels that
     # papermill starts inherit this and run their loops without bars.
     os.environ["TQDM_DISABLE"] = "1"
     try:
-        pm.execute_notebook(str(nb), str(tmp_out), parameters=params, kernel_name="python3",
-                            progress_bar=progress, cwd=str(nb.parent), start_timeout=120)
+        with _stderr_to(log):  # the kernel's own chatter and tracebacks go to its log
+            pm.execute_notebook(str(nb), str(tmp_out), parameters=params, kernel_name="python3",
+                                progress_bar=progress, cwd=str(nb.parent), start_timeout=120)
     except Exception as err:  # papermill wraps kernel errors; keep every detail
         kept = failed_copy_path(profile.name, nb)
+        kept.parent.mkdir(parents=True, exist_ok=True)
         if tmp_out.is_file():
-            kept.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(tmp_out), kept)
+        if log.is_file():
+            shutil.move(str(log), kept.with_suffix(".log"))
         raise NotebookFailed(_failure_message(nb, err, kept)) from None
     else:
         _hide_default_parameters(tmp_out)
@@ -166,6 +171,24 @@ def run_notebook(nb: Path, profile: Profile, book_dir: Path, *, progress: bool =
         shutil.rmtree(work, ignore_errors=True)
         sweep_partial_files(data_root() / "runs" / profile.name)
     return NotebookResult(nb.stem, time.perf_counter() - start, dest)
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send this process's standard error (file descriptor 2, which the kernels it starts
+    inherit) to ``path`` for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as fh:
+            os.dup2(fh.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def _hide_default_parameters(executed: Path) -> None:

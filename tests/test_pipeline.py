@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from lsutils import pipeline
 from lsutils.config import repo_root
@@ -17,11 +21,10 @@ from lsutils.config import repo_root
 ROOT = repo_root()
 
 
-def _cli(*args, env_extra=None, **kw):
-    import os
+def _cli(*args, env_extra=None, cwd=ROOT, **kw):
     env = {**os.environ, **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "lsutils", *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, **kw)
+                          env=env, cwd=cwd, **kw)
 
 
 def test_select_notebooks():
@@ -72,9 +75,11 @@ def _failing_notebook(folder: Path) -> None:
     nbformat.write(nb, folder / "02_broken.ipynb")
 
 
-def test_failing_notebook_is_reported_and_leaves_no_partial_output(tmp_path, data_root):
-    nbdir, book = tmp_path / "nbs", tmp_path / "book"
+def test_failing_notebook_is_reported_and_leaves_no_partial_output(tmp_path, data_root, monkeypatch):
+    nbdir, book, tmp = tmp_path / "nbs", tmp_path / "book", tmp_path / "tmp"
     nbdir.mkdir()
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     _failing_notebook(nbdir)
     with pytest.raises(pipeline.NotebookFailed) as err:
         pipeline.run_pipeline("smoke", notebooks_dir=nbdir, book_dir=book, build=False)
@@ -84,6 +89,54 @@ def test_failing_notebook_is_reported_and_leaves_no_partial_output(tmp_path, dat
     assert not (book / "notebooks" / "02_broken.ipynb").exists()  # no failed page in the book
     stage = data_root / "runs" / "smoke" / "pinns"
     assert sorted(p.name for p in stage.iterdir()) == ["ok.json", "ok.json.meta.json"]
+    assert list(tmp.iterdir()) == []  # no lsutils-* working folder left behind
+    kept = pipeline.failed_copy_path("smoke", nbdir / "02_broken.ipynb")
+    assert f"kept at {kept}" in msg and kept.is_file() and kept.with_suffix(".log").is_file()
+
+
+def test_a_selection_that_runs_nothing_is_an_error():
+    nbs = [Path(f"{s}.ipynb") for s in ("01_a", "02_b", "03_c")]
+    with pytest.raises(ValueError, match="selects no notebook"):
+        pipeline.select_notebooks(nbs, only=["01"], start="02")
+
+
+def _digests(root: Path) -> dict[str, tuple[str, int]]:
+    """Every file under ``root``: its content digest and modification time."""
+    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_runs_sharing_a_data_folder_and_a_relative_data_root(tmp_path):
+    """Two runs of chapter 2 into one data folder at once both complete; their artifacts equal a
+    third run's made alone, in a folder given as a relative LSUTILS_DATA (resolved against the
+    command's working folder, not the notebooks'); a rerun of a finished chapter writes nothing."""
+    shared = tmp_path / "shared"
+    args = ("run", "--profile", "smoke", "--only", "02", "--no-build")
+    procs = [subprocess.Popen([sys.executable, "-m", "lsutils", *args, "--book-dir", str(tmp_path / f"book{i}")],
+                              cwd=ROOT, env={**os.environ, "LSUTILS_DATA": str(shared)}, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    alone = _cli(*args, "--book-dir", str(tmp_path / "book2"), env_extra={"LSUTILS_DATA": "rel"}, cwd=tmp_path,
+                 timeout=900)
+    assert alone.returncode == 0, alone.stderr
+    assert not (ROOT / "notebooks" / "rel").exists() and not (ROOT / "rel").exists()
+    names = sorted(n for n in _digests(shared / "runs") if ".meta.json" not in n)
+    assert names == ["smoke/pinns/beta1_seed0.pt", "smoke/pinns/beta30_seed0.pt", "smoke/pinns/index.json"]
+    assert names == sorted(n for n in _digests(tmp_path / "rel" / "runs") if ".meta.json" not in n)
+    from lsutils import artifacts
+    for name in names:  # the same weights, histories and metrics, bit for bit (wall-clock seconds apart)
+        a, b = (artifacts.load_json(r / name) if name.endswith(".json") else artifacts.load_torch(r / name)
+                for r in (shared / "runs", tmp_path / "rel" / "runs"))
+        if isinstance(a, dict):
+            sa, sb = a.pop("state"), b.pop("state")
+            assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), name
+            a.pop("seconds"), b.pop("seconds")
+        assert a == b, name
+    before = _digests(shared)
+    again = _cli(*args, "--book-dir", str(tmp_path / "book3"), env_extra={"LSUTILS_DATA": str(shared)}, timeout=900)
+    assert again.returncode == 0, again.stderr
+    assert _digests(shared) == before  # nothing rewritten: a finished, read-only folder would do
 
 
 @pytest.mark.pipeline
