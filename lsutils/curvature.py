@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,8 @@ from . import artifacts
 from .hessian import HessianOperator, hutchinson_trace, slq_density, top_eigenpairs
 from .objectives import Objective, Params
 
-__all__ = ["CurvatureConfig", "CurvatureReport", "analyze", "analyze_or_load", "count_outliers", "gap_ratio",
+__all__ = ["CurvatureConfig", "CurvatureReport", "analyze", "analyze_or_load", "load_report", "count_outliers",
+           "gap_ratio",
            "density_on_grid"]
 
 
@@ -68,6 +70,8 @@ class CurvatureConfig:
         for name in ("top_k", "max_steps", "slq_runs", "slq_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)}; allowed: an integer >= 1")
+        if not (math.isfinite(self.tol) and self.tol > 0):
+            raise ValueError(f"tol = {self.tol}; allowed: a finite number > 0")
         if self.trace_probes < 2:
             raise ValueError(f"trace_probes = {self.trace_probes}; allowed: an integer >= 2")
         if not 0 <= self.save_vectors <= self.top_k:
@@ -153,9 +157,7 @@ def analyze_or_load(path: Path, objective: Objective, config: CurvatureConfig, *
     params = {"config": dataclasses.asdict(config), "weights": artifacts.digest(objective.params),
               "objective": objective.data_key(), **(extra or {})}
     if artifacts.matches(path, params):
-        blob = artifacts.load_torch(path)
-        blob["slq_nodes"], blob["slq_weights"] = np.asarray(blob["slq_nodes"]), np.asarray(blob["slq_weights"])
-        return CurvatureReport(**blob), True
+        return _read(path), True
     report = analyze(objective, config)
     report.extra = dict(extra or {})
     blob = dataclasses.asdict(report)
@@ -164,6 +166,29 @@ def analyze_or_load(path: Path, objective: Objective, config: CurvatureConfig, *
     artifacts.save_torch(path, blob, params=params, seed=config.seed, profile=profile,
                          extra={"top_eigenvalue": report.top_eigenvalue, "trace": report.trace})
     return report, False
+
+
+def _read(path: Path) -> CurvatureReport:
+    blob = artifacts.load_torch(path)
+    blob["slq_nodes"], blob["slq_weights"] = np.asarray(blob["slq_nodes"]), np.asarray(blob["slq_weights"])
+    return CurvatureReport(**blob)
+
+
+def load_report(path: Path, objective: Objective) -> CurvatureReport:
+    """The report at ``path``, checked to belong to ``objective``'s model: the same weights and
+    buffers (the data may differ: a landscape may use more samples than the Hessian did).
+
+    Raises:
+        ArtifactMissingError: no report (names the notebook that writes it).
+        ValueError: the report was computed for another model (retrained since): rerun the
+            chapter that writes it.
+    """
+    params = artifacts.read_meta(path)["params"]
+    theirs = (params.get("weights"), params.get("objective", {}).get("buffers"))
+    if theirs != (artifacts.digest(objective.params), objective.data_key()["buffers"]):
+        raise ValueError(f"the curvature report {path} was computed for other weights than this model's "
+                         f"(retrained since?): {artifacts.producer_hint(path)}")
+    return _read(path)
 
 
 def density_on_grid(report: CurvatureReport, n: int = 400, rel_sigma: float = 0.01) -> tuple[np.ndarray, np.ndarray]:

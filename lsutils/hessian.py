@@ -74,6 +74,10 @@ class HessianOperator:
         self.shapes = [base[k].shape for k in self.names]
         self.sizes = [base[k].numel() for k in self.names]
         self.params: Params = {k: base[k].detach() for k in self.names}
+        bad = [k for k in self.names if not bool(torch.isfinite(self.params[k]).all())]
+        if bad:
+            raise ValueError(f"params[{bad[0]!r}] holds NaN or infinite entries; allowed: finite weights "
+                             "(a diverged model?)")
         ref = self.params[self.names[0]]
         self.dtype, self.device = ref.dtype, ref.device
         self.dim = sum(self.sizes)

@@ -64,8 +64,8 @@ class JumpConfig:
     augment: bool = False
 
     def __post_init__(self) -> None:
-        if not self.steps or any(not s > 0 for s in self.steps):
-            raise ValueError(f"steps = {self.steps}; allowed: a non-empty list of numbers > 0")
+        if not self.steps or any(not (0 < s < float("inf")) for s in self.steps):
+            raise ValueError(f"steps = {self.steps}; allowed: a non-empty list of finite numbers > 0")
         if not self.seeds:
             raise ValueError("seeds = []; allowed: a non-empty list of integers")
         self.train_config()  # validates epochs, lr, momentum, weight_decay, batch_size

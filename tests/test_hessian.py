@@ -153,6 +153,11 @@ def test_curvature_report_is_exact_on_a_quadratic_and_cached(tmp_path):
     np.testing.assert_allclose(fresh.eigenvalues, 2 * lam.flip(0)[:4].numpy(), rtol=1e-10)
     shifted = QuadraticObjective(2 * A, theta=obj.params["theta"] + 1)
     assert not analyze_or_load(tmp_path / "q.pt", shifted, cfg, extra={"n_samples": 5})[1]
+    # a later chapter reading the report checks that it belongs to the model it holds
+    from lsutils.curvature import load_report
+    assert load_report(tmp_path / "q.pt", shifted).eigenvalues == pytest.approx(fresh.eigenvalues)
+    with pytest.raises(ValueError, match="computed for other weights"):
+        load_report(tmp_path / "q.pt", moved)
     grid, dens = density_on_grid(rep)
     assert np.trapezoid(dens, grid) == pytest.approx(1.0, abs=0.02)
 
