@@ -150,12 +150,14 @@ class _Krylov:
         self.open: dict[int, Tensor] = {}  # j -> remainder r_j outside the basis
         self.scale = 0.0  # largest |T_ij| seen: the operator's scale, for breakdown tests
 
-    def breakdown(self, norm: float) -> bool:
-        """A remainder this small means the basis spans an invariant subspace (to rounding)."""
-        return norm <= 1e3 * torch.finfo(self.op.dtype).eps * max(self.scale, 1e-30)
+    def breakdown(self, norm: float, rel: float = 1e3) -> bool:
+        """A remainder this small (``rel`` roundings of the operator's scale) means the basis
+        spans an invariant subspace: the pass can go no further."""
+        return norm <= rel * torch.finfo(self.op.dtype).eps * max(self.scale, 1e-30)
 
-    def add(self, v: Tensor) -> bool:
-        """Append ``v`` orthonormalised against the basis; False when nothing of it is left."""
+    def add(self, v: Tensor, closes: int | None = None) -> bool:
+        """Append ``v`` orthonormalised against the basis; False when nothing of it is left.
+        ``closes``: ``v`` is the open remainder of that basis vector (the pass goes on)."""
         if self.m >= self.limit:
             return False
         Q = self.Q[:self.m]
@@ -168,12 +170,10 @@ class _Krylov:
         q = v / n
         self.Q[self.m] = q
         self.m += 1
-        for j, r in list(self.open.items()):
-            r = r - q * torch.dot(q, r)
-            if self.breakdown(float(torch.linalg.vector_norm(r))):
-                del self.open[j]
-            else:
-                self.open[j] = r
+        if closes is not None:
+            del self.open[closes]  # now inside the basis
+        for j, r in self.open.items():  # the others stay open: residuals remain exact
+            self.open[j] = r - q * torch.dot(q, r)
         return True
 
     def step(self) -> Tensor:
@@ -220,7 +220,7 @@ def lanczos(op: HessianOperator, v0: Tensor, n_steps: int) -> tuple[Tensor, Tens
     while True:
         r = kr.step()
         b = torch.linalg.vector_norm(r)
-        if kr.breakdown(float(b)) or not kr.add(r):
+        if kr.breakdown(float(b), rel=10.0) or not kr.add(r, closes=kr.m - 1):
             break
     T = kr.projected()
     beta = torch.cat([torch.diagonal(T, 1), b.double().reshape(1)])
@@ -269,8 +269,8 @@ def top_eigenpairs(op: HessianOperator, k: int = 1, *, tol: float = 1e-3, max_st
 Vert \le 	ext{tol}\,|	heta_i|,
 
     one more pass of up to ``verify_steps`` products from a fresh vector checks them: if
-    the top ``k`` values move (a missed copy), the search goes on; if not, they are
-    returned as converged. Restarts rather than block Lanczos: the cost is that of plain
+    the top ``k`` values move (a missed copy), the search goes on; if not, the pairs it
+    checked are returned as converged. Restarts rather than block Lanczos: the cost is that of plain
     Lanczos when nothing is repeated (one verifying pass more), and any multiplicity is
     found, where a block of size ``p`` finds at most ``p`` copies.
 
@@ -304,7 +304,7 @@ Vert \le 	ext{tol}\,|	heta_i|,
     g = torch.Generator().manual_seed(seed)
     kr = _Krylov(op, min(max_steps, op.dim))
     kr.add(op.new_vector(g))
-    passes, pass_len, verifying, reference = 1, 0, False, None
+    passes, pass_len, verifying, verified = 1, 0, False, None
     converged = False
     theta = S = order = res = None
     while True:
@@ -318,31 +318,32 @@ Vert \le 	ext{tol}\,|	heta_i|,
             order = torch.argsort(key, descending=(which != "smallest"))[:k]
             res = kr.residuals(S[:, order])
             ok = bool((res <= tol * theta[order].abs().clamp_min(1e-30)).all())
-        if verifying and not torch.allclose(theta[order], reference, rtol=tol, atol=tol * float(reference.abs().max())):
+        if verifying and not torch.allclose(theta[order], verified[0], rtol=tol,
+                                            atol=tol * float(verified[0].abs().max())):
             verifying = False  # the fresh pass found more: search on
-        full = kr.m >= op.dim
-        if verifying and ok and (broke or pass_len >= verify_steps or full):
-            converged = True
+        if kr.m >= op.dim:  # the whole space: the Ritz pairs are the eigenpairs
+            converged, verifying = ok, False
             break
-        if full:
-            converged = ok
+        if verifying and (broke or pass_len >= verify_steps):
+            converged = True  # the fresh pass moved none of the pairs it was checking
             break
         if not (broke or (ok and not verifying)):
             if kr.m >= kr.limit:
                 break
-            if kr.add(r):
+            if kr.add(r, closes=kr.m - 1):
                 continue  # the pass goes on
         # the pass ended: an invariant subspace, or the top k met the tolerance
         if ok and verify_steps == 0:
             converged = True
             break
-        if ok and not verifying:
-            verifying, reference = True, theta[order].clone()
+        if ok and not verifying:  # check these pairs with a fresh pass
+            verifying, verified = True, (theta[order].clone(), S[:, order].clone(), kr.m, res.clone())
         if kr.m >= kr.limit or not kr.add(op.new_vector(g)):
             break
         passes, pass_len = passes + 1, 0
-    vecs = (S[:, order].T @ kr.Q[:kr.m].double()).to(op.dtype)
-    return Eigenpairs(values=[float(v) for v in theta[order]],
+    values, coeffs, m, res = verified if verifying else (theta[order], S[:, order], kr.m, res)
+    vecs = (coeffs.T @ kr.Q[:m].double()).to(op.dtype)
+    return Eigenpairs(values=[float(v) for v in values],
                       vectors=[{k_: t.clone() for k_, t in op.unflatten(v).items()} for v in vecs],
                       residuals=[float(x) for x in res], num_products=op.num_products - start,
                       converged=converged, passes=passes)
