@@ -101,6 +101,12 @@ def _check_finite(axes: Sequence[np.ndarray], origin: Mapping[str, Tensor],
                              "(a diverged model or direction?)")
 
 
+def _stack(origin: Mapping[str, Tensor], directions: Sequence[Mapping[str, Tensor]], coeffs: Tensor) -> Params:
+    """The points ``origin + sum_j coeffs[:, j] d_j`` stacked on a leading axis, ``[len(coeffs), ...]``."""
+    return {k: o.unsqueeze(0) + sum(coeffs[:, j].view(-1, *[1] * o.dim()) * d[k].unsqueeze(0)
+                                    for j, d in enumerate(directions)) for k, o in origin.items()}
+
+
 def _partial_path(path: Path) -> Path:
     return path.with_name(path.stem + ".partial.npz")
 
@@ -176,10 +182,7 @@ def evaluate_grid(objective: Objective, directions: Sequence[Mapping[str, Tensor
                        enabled=progress, leave=False)
     with torch.no_grad():
         for idx in blocks:
-            c = coeffs[idx]
-            stacked = {k: o[k].unsqueeze(0) + sum(c[:, j].view(-1, *[1] * o[k].dim()) * d[k].unsqueeze(0)
-                                                 for j, d in enumerate(ds)) for k in names}
-            out = objective.batched_evaluate(stacked, chunk_size=len(idx), metrics=metrics)
+            out = objective.batched_evaluate(_stack(o, ds, coeffs[idx]), chunk_size=len(idx), metrics=metrics)
             for key, val in out.items():
                 if key not in values:
                     values[key] = np.full(len(pts), np.nan)
@@ -244,11 +247,8 @@ def eigen_length(objective: Objective, vectors: Sequence[Mapping[str, Tensor]], 
         base = float(objective.loss(o))
 
     def edge_rise(c: float) -> float:
-        k = c * compass
-        stacked = {n: o[n].unsqueeze(0) + sum(k[:, j].view(-1, *[1] * o[n].dim()) * u[n].unsqueeze(0)
-                                              for j, u in enumerate(us)) for n in o}
         with torch.no_grad():
-            vals = objective.batched(stacked)
+            vals = objective.batched(_stack(o, us, c * compass))
         return float(vals.max()) - base if bool(torch.isfinite(vals).all()) else math.inf
 
     c = eigen_scale(top_eigenvalue, rise, span) if top_eigenvalue and top_eigenvalue > 0 else 1.0 / span
