@@ -39,7 +39,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 
-from .config import data_root
+from .paths import data_root
 from .repro import environment_record
 
 __all__ = [
@@ -295,8 +295,8 @@ def _write(path: str | os.PathLike, data: bytes, *, params: dict | None, seed: i
                      "sha256": checksum})
     if _unchanged(path, checksum, meta):
         return path
-    meta.update(_as_json({"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                          "environment": environment_record(), **(extra or {})}))
+    # No time stamp: the same inputs on the same commit give the same bytes, sidecar included.
+    meta.update(_as_json({"environment": environment_record(), **(extra or {})}))
     meta["sha256"] = checksum
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_data = _temp_file(path, data)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import repo_root
+from .paths import repo_root
 
 __all__ = ["repository", "colab_url", "badge_markdown", "install_source", "sync_notebook_links"]
 

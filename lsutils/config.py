@@ -27,14 +27,22 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
+import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
+
+from .curvature import CurvatureConfig
+from .paths import data_root, profiles_dir, repo_root
+from .pinn import PinnTrainConfig
+from .repro import DEVICES
+from .settings import SettingError, check_scalar, check_value, derive, same_as, setting
+from .train import TrainConfig
+from .trajectories import JumpConfig
 
 __all__ = [
     "ProfileError",
@@ -55,49 +63,57 @@ __all__ = [
 
 PROFILE_NAMES = ("smoke", "quick", "full")
 DEFAULT_BUDGET_GB = 16.0
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-class ProfileError(ValueError):
+class ProfileError(SettingError):
     """A profile that does not exist or does not validate."""
 
 
-def _spec(default: Any, *, lo: float | None = None, hi: float | None = None,
-          lo_open: bool = False, choices: tuple | None = None, doc: str = "") -> Any:
-    """A dataclass field carrying its allowed range (``lo``/``hi``) or ``choices``."""
-    meta = {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "doc": doc}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
+_spec = setting  # a profile's own keys are declared like any library setting
 
 
 @dataclass(frozen=True)
 class PinnSweepParams:
-    """Parameters of ``02_train_pinns``: the convection sweep of Krishnapriyan et al. 2021."""
+    """Parameters of ``02_train_pinns``: the convection sweep of Krishnapriyan et al. 2021.
+
+    The network and training keys are :class:`~lsutils.pinn.PinnTrainConfig`'s (its ranges
+    and defaults); :meth:`train_config` is the config every PINN of the sweep is trained with.
+    """
 
     betas: list = _spec([1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0], lo=0.0, lo_open=True,
                         doc="convection coefficients beta")
     seeds: list = _spec([0, 1], lo=0, doc="training seeds per beta")
-    n_collocation: int = _spec(1000, lo=1, doc="interior collocation points")
-    n_initial: int = _spec(256, lo=1, doc="points on u(x, 0) = sin x")
-    n_boundary: int = _spec(100, lo=1, doc="time points on the periodic boundary")
-    width: int = _spec(50, lo=1, doc="hidden width of the tanh MLP")
-    depth: int = _spec(4, lo=1, doc="hidden layers of the tanh MLP")
-    adam_steps: int = _spec(1000, lo=0, doc="Adam steps before L-BFGS")
-    adam_lr: float = _spec(1e-3, lo=0.0, lo_open=True, doc="Adam learning rate")
-    lbfgs_steps: int = _spec(500, lo=0, doc="L-BFGS iterations (strong Wolfe)")
+    n_collocation: int = same_as(PinnTrainConfig, "n_collocation")
+    n_initial: int = same_as(PinnTrainConfig, "n_initial")
+    n_boundary: int = same_as(PinnTrainConfig, "n_boundary")
+    width: int = same_as(PinnTrainConfig, "width")
+    depth: int = same_as(PinnTrainConfig, "depth")
+    adam_steps: int = same_as(PinnTrainConfig, "adam_steps")
+    adam_lr: float = same_as(PinnTrainConfig, "adam_lr")
+    lbfgs_steps: int = same_as(PinnTrainConfig, "lbfgs_steps")
     low_beta: float = _spec(1.0, lo=0.0, lo_open=True, doc="beta shown as the success case")
     high_beta: float = _spec(30.0, lo=0.0, lo_open=True, doc="beta shown as the failure case")
+    max_low_error: float = _spec(0.05, lo=0.0, doc="largest relative L2 error asserted at beta = 1 (0: no check)")
+    min_high_error: float = _spec(0.5, lo=0.0, doc="smallest relative L2 error asserted for beta >= 30 (failure)")
+    min_loss_drop: float = _spec(3.0, lo=0.0, doc="smallest fall of the failing PINN's loss asserted (x-fold)")
 
     def __post_init__(self) -> None:
         for key in ("low_beta", "high_beta"):
             if getattr(self, key) not in self.betas:
                 raise ProfileError(f"{key} = {getattr(self, key)!r} must be one of betas: {self.betas}")
 
+    def train_config(self) -> PinnTrainConfig:
+        """The training config of every PINN in the sweep."""
+        return derive(PinnTrainConfig, self)
+
 
 @dataclass(frozen=True)
 class ResnetTrainParams:
-    """Parameters of ``01_train_resnets``: ResNets with and without skips (Xie et al. 2024)."""
+    """Parameters of ``01_train_resnets``: ResNets with and without skips (Xie et al. 2024).
+
+    The recipe keys are :class:`~lsutils.train.TrainConfig`'s; :meth:`train_config` is the
+    config the ResNets are trained with.
+    """
 
     dataset: str = _spec("mnist1d", choices=("mnist1d", "cifar10"), doc="training data")
     num_samples: int = _spec(10000, lo=20, doc="MNIST-1D samples generated (80% train)")
@@ -106,36 +122,48 @@ class ResnetTrainParams:
     depth: int = _spec(20, lo=8, doc="ResNet depth, 6n + 2")
     width: int = _spec(1, lo=1, doc="channel multiplier")
     seeds: list = _spec([0, 1, 2], lo=0, doc="training seeds per variant")
-    epochs: int = _spec(30, lo=1, doc="training epochs")
-    batch_size: int = _spec(128, lo=1, doc="SGD batch size")
-    lr: float = _spec(0.1, lo=0.0, lo_open=True, doc="peak learning rate")
-    momentum: float = _spec(0.9, lo=0.0, hi=0.999, doc="SGD momentum")
-    weight_decay: float = _spec(5e-4, lo=0.0, doc="L2 penalty")
-    schedule: str = _spec("cosine", choices=("cosine", "step", "constant"), doc="learning-rate schedule")
-    augment: bool = _spec(True, doc="crop+flip (images) or shift (signals)")
+    epochs: int = same_as(TrainConfig, "epochs")
+    batch_size: int = same_as(TrainConfig, "batch_size")
+    lr: float = same_as(TrainConfig, "lr")
+    momentum: float = same_as(TrainConfig, "momentum")
+    weight_decay: float = same_as(TrainConfig, "weight_decay")
+    schedule: str = same_as(TrainConfig, "schedule")
+    augment: bool = same_as(TrainConfig, "augment")
+    min_skip_acc: float = _spec(95.0, lo=0.0, hi=100.0, doc="smallest mean test accuracy (%) asserted, skip ResNets")
 
     def __post_init__(self) -> None:
         if (self.depth - 2) % 6:
             raise ProfileError(f"depth = {self.depth}; allowed: 6n + 2 (8, 14, 20, 32, 56, ...)")
 
+    def train_config(self) -> TrainConfig:
+        """The training config of every ResNet of the chapter."""
+        return derive(TrainConfig, self)
+
 
 @dataclass(frozen=True)
 class HessianParams:
-    """Parameters of ``03_hessian``: curvature of every trained ResNet and PINN."""
+    """Parameters of ``03_hessian``: curvature of every trained ResNet and PINN.
+
+    The measurement keys are :class:`~lsutils.curvature.CurvatureConfig`'s.
+    """
 
     n_samples: int = _spec(1000, lo=0, doc="training samples in the classifier loss (0: all)")
-    top_k: int = _spec(20, lo=1, doc="top eigenvalues by Lanczos")
-    tol: float = _spec(1e-3, lo=0.0, lo_open=True, doc="relative residual tolerance")
-    max_steps: int = _spec(150, lo=1, doc="cap on Lanczos steps")
-    trace_probes: int = _spec(50, lo=2, doc="Hutchinson probes")
-    slq_runs: int = _spec(2, lo=1, doc="SLQ runs")
-    slq_steps: int = _spec(60, lo=1, doc="Lanczos steps per SLQ run")
-    save_vectors: int = _spec(3, lo=0, doc="top eigenvectors kept for the landscapes")
+    top_k: int = same_as(CurvatureConfig, "top_k")
+    tol: float = same_as(CurvatureConfig, "tol")
+    max_steps: int = same_as(CurvatureConfig, "max_steps")
+    trace_probes: int = same_as(CurvatureConfig, "trace_probes")
+    slq_runs: int = same_as(CurvatureConfig, "slq_runs")
+    slq_steps: int = same_as(CurvatureConfig, "slq_steps")
+    save_vectors: int = same_as(CurvatureConfig, "save_vectors")
     pyhessian_check: bool = _spec(True, doc="compare the top eigenvalue with PyHessian")
 
     def __post_init__(self) -> None:
         if self.save_vectors > self.top_k:
             raise ProfileError(f"save_vectors = {self.save_vectors}; allowed: at most top_k = {self.top_k}")
+
+    def curvature_config(self, seed: int) -> CurvatureConfig:
+        """The measurement config of every curvature report, with the profile's ``seed``."""
+        return derive(CurvatureConfig, self, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -189,6 +217,16 @@ class JumpRetrainParams:
             raise ProfileError(f"knn = {self.knn}; allowed: at most {self.n_points - 2} (the {self.n_points} "
                                "weight vectors per network, less 2)")
 
+    def poor_config(self, trained_with: TrainConfig) -> TrainConfig:
+        """The poorly-generalizing network's recipe: the well one's, for ``poor_epochs``, without
+        weight decay and augmentation (it is trained on noisy labels)."""
+        return dataclasses.replace(trained_with, epochs=self.poor_epochs, weight_decay=0.0, augment=False)
+
+    def jump_config(self, trained_with: TrainConfig) -> JumpConfig:
+        """The jumps of a network trained with ``trained_with``, retrained with its recipe."""
+        return JumpConfig.from_training(trained_with, steps=self.jump_steps, seeds=self.jump_seeds,
+                                        epochs=self.retrain_epochs, lr=self.retrain_lr)
+
 
 #: notebook stem -> dataclass of its parameters. A later chapter adds its own here.
 NOTEBOOK_SCHEMAS: dict[str, type] = {
@@ -221,6 +259,12 @@ class Profile:
     description: str = ""
     notebooks: Mapping[str, Any] = field(default_factory=dict)
 
+    def section(self, stem: str) -> Any:
+        """The validated parameters of notebook ``stem`` (its dataclass)."""
+        if stem not in self.notebooks:
+            raise ProfileError(f"unknown notebook {stem!r}; allowed: {', '.join(self.notebooks)}")
+        return self.notebooks[stem]
+
     def notebook_params(self, stem: str) -> dict[str, Any]:
         """Everything papermill injects into notebook ``stem``.
 
@@ -235,72 +279,6 @@ class Profile:
         return out
 
 
-def repo_root() -> Path:
-    """The checkout that holds this package (the folder with ``pyproject.toml``)."""
-    return Path(__file__).resolve().parent.parent
-
-
-def profiles_dir() -> Path:
-    """``notebooks/profiles`` of the checkout, or ``LSUTILS_PROFILES`` when set."""
-    env = os.environ.get("LSUTILS_PROFILES")
-    return Path(env) if env else repo_root() / "notebooks" / "profiles"
-
-
-def data_root() -> Path:
-    """Where downloads (``raw/``) and run artifacts (``runs/``) live.
-
-    ``LSUTILS_DATA`` wins; otherwise ``<repo>/data`` in a checkout, or ``./data``
-    for an installed package (Colab).
-    """
-    env = os.environ.get("LSUTILS_DATA")
-    if env:
-        return Path(env).expanduser().resolve()
-    root = repo_root()
-    if (root / "pyproject.toml").exists():
-        return root / "data"
-    return Path.cwd() / "data"
-
-
-def _check_value(where: str, value: Any, f: dataclasses.Field) -> Any:
-    meta = f.metadata
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    if isinstance(default, list):
-        if not isinstance(value, list) or not value:
-            raise ProfileError(f"{where}: expected a non-empty list, got {value!r}")
-        kind = type(default[0])
-        return [_check_scalar(f"{where}[{i}]", v, kind, meta) for i, v in enumerate(value)]
-    return _check_scalar(where, value, type(default), meta)
-
-
-def _check_scalar(where: str, value: Any, kind: type, meta: Mapping[str, Any]) -> Any:
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ProfileError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if kind in (int, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and not math.isfinite(value):
-            raise ProfileError(f"{where} = {value!r} is not finite; allowed: a finite number")
-        if kind is int and ok and float(value) != int(value):
-            ok = False
-        if not ok:
-            raise ProfileError(f"{where}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
-        value = kind(value)
-        lo, hi = meta.get("lo"), meta.get("hi")
-        too_low = lo is not None and (value <= lo if meta.get("lo_open") else value < lo)
-        too_high = hi is not None and value > hi
-        if too_low or too_high:
-            left = "(" if meta.get("lo_open") else "["
-            rng = f"{left}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-            raise ProfileError(f"{where} = {value!r} is out of range; allowed: {rng}")
-        return value
-    if meta.get("choices") and value not in meta["choices"]:
-        raise ProfileError(f"{where} = {value!r}; allowed: {', '.join(map(str, meta['choices']))}")
-    if not isinstance(value, kind):
-        raise ProfileError(f"{where}: expected {kind.__name__}, got {value!r}")
-    return value
-
-
 def _build(cls: type, raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise ProfileError(f"{where}: expected a mapping of keys, got {raw!r}")
@@ -312,11 +290,20 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     if missing:
         raise ProfileError(f"{where}: missing key {missing[0]!r}; every key must be given: {', '.join(fields)}")
     try:
-        return cls(**{k: _check_value(f"{where}.{k}", v, fields[k]) for k, v in raw.items()})
-    except ProfileError as err:
+        return cls(**{k: check_value(f"{where}.{k}", v, fields[k]) for k, v in raw.items()})
+    except SettingError as err:
         if str(err).startswith(where):
             raise
         raise ProfileError(f"{where}.{err}") from None
+
+
+def section_from(stem: str, values: Mapping[str, Any]) -> Any:
+    """The validated section of notebook ``stem`` from a mapping holding (at least) all of its
+    keys, e.g. a notebook's parameters (``globals()``): what a reader edited takes effect."""
+    if stem not in NOTEBOOK_SCHEMAS:
+        raise ProfileError(f"unknown notebook {stem!r}; allowed: {', '.join(NOTEBOOK_SCHEMAS)}")
+    keys = [f.name for f in dataclasses.fields(NOTEBOOK_SCHEMAS[stem])]
+    return _build(NOTEBOOK_SCHEMAS[stem], {k: values[k] for k in keys if k in values}, stem)
 
 
 _FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
@@ -364,13 +351,64 @@ def _human(n: float) -> str:
     return f"{n:.3g} PB"
 
 
-def load_profile(name: str, path: str | os.PathLike | None = None) -> Profile:
-    """Read and validate a profile.
+OVERRIDES_ENV = "LSUTILS_OVERRIDES"
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["notebooks.01_train_resnets.epochs=1", "seed=3"]`` as a mapping of dotted keys to values
+    (each value read as YAML: ``[0, 1]``, ``1e-3``, ``true``)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ProfileError(f"override {item!r}; allowed: KEY=VALUE, e.g. notebooks.01_train_resnets.epochs=1")
+        out[key.strip()] = yaml.load(value, Loader=_ProfileLoader)
+    return out
+
+
+def active_overrides() -> dict[str, Any]:
+    """The overrides in ``LSUTILS_OVERRIDES`` (a JSON object of dotted keys), as the pipeline
+    hands them to every notebook it runs."""
+    env = os.environ.get(OVERRIDES_ENV, "").strip()
+    if not env:
+        return {}
+    try:
+        out = json.loads(env)
+    except json.JSONDecodeError as err:
+        raise ProfileError(f"{OVERRIDES_ENV} is not a JSON object: {err}") from None
+    if not isinstance(out, dict):
+        raise ProfileError(f"{OVERRIDES_ENV} is not a JSON object of dotted keys: {env!r}")
+    return out
+
+
+def _apply(raw: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ProfileError(f"override {key!r}: no section {part!r} in the profile")
+            node = node[part]
+        if leaf not in node and parents:
+            raise ProfileError(f"override {key!r}: unknown key {leaf!r}; allowed keys: {', '.join(node)}")
+        node[leaf] = value
+
+
+def load_profile(name: str, path: str | os.PathLike | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> Profile:
+    """Read and validate a profile, with overrides applied before validation.
+
+    Overrides scale a profile without copying it (a paper-scale profile at toy size for a
+    test, one more seed for a reader): dotted keys such as
+    ``notebooks.01_train_resnets.epochs``, from ``LSUTILS_OVERRIDES`` (a JSON object; the
+    pipeline sets it for its notebooks, so every chapter sees the same profile) and then
+    from ``overrides``. ``python -m lsutils run --profile full --set KEY=VALUE`` sets both.
 
     Args:
         name: the profile's name (``smoke``, ``quick``, ``full``, or any YAML
             file stem in the profiles folder).
         path: an explicit YAML file instead of ``profiles_dir()/<name>.yaml``.
+        overrides: dotted key -> value, applied after those of the environment.
 
     Returns:
         The frozen :class:`Profile`.
@@ -384,12 +422,12 @@ def load_profile(name: str, path: str | os.PathLike | None = None) -> Profile:
         known = sorted(p.stem for p in profiles_dir().glob("*.yaml"))
         raise ProfileError(f"unknown profile {name!r}; allowed: {', '.join(known) or '(none found)'}")
     try:
-        return _load(name, file)
-    except ProfileError as err:
+        return _load(name, file, {**active_overrides(), **(overrides or {})})
+    except SettingError as err:
         raise ProfileError(f"{file}: {err}") from None
 
 
-def _load(name: str, file: Path) -> Profile:
+def _load(name: str, file: Path, overrides: Mapping[str, Any]) -> Profile:
     try:
         raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_ProfileLoader) or {}
     except UnicodeDecodeError as err:
@@ -398,16 +436,17 @@ def _load(name: str, file: Path) -> Profile:
         raise ProfileError(f"not valid YAML: {' '.join(str(err).split())}") from None
     if not isinstance(raw, dict):
         raise ProfileError("expected a mapping at the top")
+    _apply(raw, overrides)
     allowed = ("seed", "device", "gpu_sized", "description", "memory_budget_gb", "notebooks")
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
         raise ProfileError(f"unknown key {unknown[0]!r}; allowed keys: {', '.join(allowed)}")
-    seed = _check_scalar("seed", raw.get("seed", 0), int, {"lo": 0})
+    seed = check_scalar("seed", raw.get("seed", 0), int, {"lo": 0})
     device = raw.get("device", "auto")
     if device not in DEVICES:
         raise ProfileError(f"device = {device!r}; allowed: {', '.join(DEVICES)}")
-    gpu_sized = _check_scalar("gpu_sized", raw.get("gpu_sized", False), bool, {})
-    budget = _check_scalar("memory_budget_gb", raw.get("memory_budget_gb", DEFAULT_BUDGET_GB), float,
+    gpu_sized = check_scalar("gpu_sized", raw.get("gpu_sized", False), bool, {})
+    budget = check_scalar("memory_budget_gb", raw.get("memory_budget_gb", DEFAULT_BUDGET_GB), float,
                            {"lo": 0.0, "lo_open": True})
     sections = raw.get("notebooks")
     if not isinstance(sections, dict):

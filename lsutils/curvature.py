@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from . import artifacts
-from .hessian import HessianOperator, hutchinson_trace, slq_density, top_eigenpairs
+from .hessian import METHODS, HessianOperator, hutchinson_trace, slq_density, top_eigenpairs
 from .objectives import Objective, Params
+from .settings import SettingError, check, setting
 
 __all__ = ["CurvatureConfig", "CurvatureReport", "analyze", "analyze_or_load", "load_report", "count_outliers",
            "gap_ratio",
@@ -56,26 +57,20 @@ class CurvatureConfig:
         seed: probe and start-vector seed.
     """
 
-    top_k: int = 20
-    tol: float = 1e-3
-    max_steps: int = 150
-    trace_probes: int = 50
-    slq_runs: int = 2
-    slq_steps: int = 60
-    save_vectors: int = 3
-    method: str = "double_backward"
-    seed: int = 0
+    top_k: int = setting(20, lo=1, doc="top eigenvalues by Lanczos")
+    tol: float = setting(1e-3, lo=0.0, lo_open=True, doc="relative residual tolerance")
+    max_steps: int = setting(150, lo=1, doc="cap on Lanczos steps")
+    trace_probes: int = setting(50, lo=2, doc="Hutchinson probes")
+    slq_runs: int = setting(2, lo=1, doc="SLQ runs")
+    slq_steps: int = setting(60, lo=1, doc="Lanczos steps per SLQ run")
+    save_vectors: int = setting(3, lo=0, doc="top eigenvectors kept for the landscapes")
+    method: str = setting("double_backward", choices=METHODS, doc="Hessian-vector product")
+    seed: int = setting(0, lo=0, doc="probe and start-vector seed")
 
     def __post_init__(self) -> None:
-        for name in ("top_k", "max_steps", "slq_runs", "slq_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} = {getattr(self, name)}; allowed: an integer >= 1")
-        if not (math.isfinite(self.tol) and self.tol > 0):
-            raise ValueError(f"tol = {self.tol}; allowed: a finite number > 0")
-        if self.trace_probes < 2:
-            raise ValueError(f"trace_probes = {self.trace_probes}; allowed: an integer >= 2")
-        if not 0 <= self.save_vectors <= self.top_k:
-            raise ValueError(f"save_vectors = {self.save_vectors}; allowed: 0..top_k ({self.top_k})")
+        check(self)
+        if self.save_vectors > self.top_k:
+            raise SettingError(f"save_vectors = {self.save_vectors}; allowed: 0..top_k ({self.top_k})")
 
 
 @dataclass
@@ -94,6 +89,7 @@ class CurvatureReport:
     converged: bool
     vectors: list[Params] = field(default_factory=list, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
+    loaded: bool = field(default=False, compare=False)
 
     @property
     def top_eigenvalue(self) -> float:
@@ -146,32 +142,33 @@ def analyze(objective: Objective, config: CurvatureConfig) -> CurvatureReport:
 
 
 def analyze_or_load(path: Path, objective: Objective, config: CurvatureConfig, *,
-                    profile: str | None = None, extra: dict[str, Any] | None = None) -> tuple[CurvatureReport, bool]:
+                    profile: str | None = None, extra: dict[str, Any] | None = None) -> CurvatureReport:
     """Load the report at ``path`` if it was made with ``config`` (and ``extra``) for the same
     weights and data, else compute and save it.
 
     Returns:
-        The report and whether it was loaded.
+        The report; ``report.loaded`` says whether it was loaded.
     """
     # The key: the settings, the weights and everything else the objective's values depend on.
     params = {"config": dataclasses.asdict(config), "weights": artifacts.digest(objective.params),
               "objective": objective.data_key(), **(extra or {})}
     if artifacts.matches(path, params):
-        return _read(path), True
+        return _read(path)
     report = analyze(objective, config)
     report.extra = dict(extra or {})
     blob = dataclasses.asdict(report)
     blob["vectors"] = report.vectors  # keep tensors as tensors
+    del blob["loaded"]
     blob["slq_nodes"], blob["slq_weights"] = report.slq_nodes.tolist(), report.slq_weights.tolist()
     artifacts.save_torch(path, blob, params=params, seed=config.seed, profile=profile,
                          extra={"top_eigenvalue": report.top_eigenvalue, "trace": report.trace})
-    return report, False
+    return report
 
 
 def _read(path: Path) -> CurvatureReport:
     blob = artifacts.load_torch(path)
     blob["slq_nodes"], blob["slq_weights"] = np.asarray(blob["slq_nodes"]), np.asarray(blob["slq_weights"])
-    return CurvatureReport(**blob)
+    return CurvatureReport(**blob, loaded=True)
 
 
 def load_report(path: Path, objective: Objective) -> CurvatureReport:

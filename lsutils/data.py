@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from . import artifacts
-from .config import data_root
+from .paths import data_root
 
 __all__ = ["Dataset", "DATASETS", "DatasetError", "load_dataset", "mnist1d", "cifar10",
            "CIFAR10_URL", "CIFAR10_MD5", "md5sum"]

@@ -26,14 +26,18 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, vmap
+from torch.func import functional_call, jvp, vmap
 
-__all__ = ["Params", "Objective", "ClassifierObjective", "QuadraticObjective", "detach_params", "stack_params", "unstack_params"]
+from .convection import ConvectionProblem, PinnPoints, relative_l2_error
+from .models import PinnMLP
+
+__all__ = ["Params", "Objective", "ClassifierObjective", "QuadraticObjective", "PinnObjective", "detach_params", "stack_params", "unstack_params"]
 
 Params = dict[str, Tensor]
 
@@ -234,3 +238,75 @@ class QuadraticObjective(Objective):
     def loss(self, params: Mapping[str, Tensor]) -> Tensor:
         t = params["theta"]
         return 0.5 * t @ self.A @ t + self.b @ t
+
+
+class PinnObjective(Objective):
+    """The PINN loss as an objective over parameters (see :mod:`lsutils.objectives`).
+
+    Args:
+        model: a :class:`PinnMLP` (or any module ``[N, 2] -> [N]``).
+        problem: the convection problem (its ``beta``).
+        points: the fixed training points.
+        device: where points and parameters live.
+
+    ``metrics`` adds the relative L2 error against the exact solution on the
+    problem's grid and the three loss terms.
+    """
+
+    def __init__(self, model: nn.Module, problem: ConvectionProblem, points: PinnPoints,
+                 device: torch.device | str = "cpu", chunk_size: int | None = 64) -> None:
+        super().__init__(model, device, chunk_size)
+        self.problem = problem
+        dtype = next(iter(self.params.values())).dtype
+        self.points = PinnPoints(*(getattr(points, f.name).to(self.device, dtype)
+                                   for f in dataclasses.fields(PinnPoints)))
+        # initial and boundary points go through the network in one call
+        self._conditions = torch.cat([self.points.initial, self.points.boundary_left,
+                                      self.points.boundary_right])
+        self._splits = [len(self.points.initial), len(self.points.boundary_left),
+                        len(self.points.boundary_right)]
+        direction = torch.tensor([problem.beta, 1.0], device=self.device, dtype=dtype)
+        self._direction = direction  # u_t + beta u_x is the derivative along (beta, 1)
+        self._tangent = direction.expand_as(self.points.interior)
+        self._grid = problem.grid(self.device, dtype)[2]
+        self._exact = problem.exact_field(self.device, dtype)
+
+    def _data(self) -> Any:
+        return {"problem": dataclasses.asdict(self.problem),
+                "points": {f.name: getattr(self.points, f.name) for f in dataclasses.fields(self.points)}}
+
+    def terms(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The three loss terms ``residual``, ``initial``, ``boundary``."""
+        u = lambda xt: self.forward(params, xt)  # noqa: E731
+        if isinstance(self.model, PinnMLP):  # the tangent carried through the layers by hand
+            _, directional = self.forward(params, self.points.interior, self._direction)
+        else:
+            _, directional = jvp(u, (self.points.interior,), (self._tangent,))
+        u0, left, right = u(self._conditions).split(self._splits)  # directional: u_t + beta u_x
+        return {
+            "residual": directional.pow(2).mean(),
+            "initial": (u0 - self.points.initial_values).pow(2).mean(),
+            "boundary": (left - right).pow(2).mean(),
+        }
+
+    def loss(self, params: Mapping[str, Tensor]) -> Tensor:
+        t = self.terms(params)
+        return t["residual"] + t["initial"] + t["boundary"]
+
+    def evaluate(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        t = self.terms(params)
+        field = self.forward(params, self._grid).reshape(self.problem.nt, self.problem.nx)
+        return {"loss": t["residual"] + t["initial"] + t["boundary"],
+                "rel_l2": relative_l2_error(field, self._exact)}
+
+    def predict(self, params: Mapping[str, Tensor] | None = None) -> Tensor:
+        """The network's field on the grid, ``[nt, nx]``."""
+        with torch.no_grad():
+            out = self.forward(self.params if params is None else params, self._grid)
+        return out.reshape(self.problem.nt, self.problem.nx)
+
+    def metrics(self, params: Mapping[str, Tensor] | None = None) -> dict[str, float]:
+        params = self.params if params is None else params
+        terms = {k: float(v) for k, v in self.terms({k: v.detach() for k, v in params.items()}).items()}
+        return {"loss": sum(terms.values()), **terms,
+                "rel_l2": float(relative_l2_error(self.predict(params), self._exact))}

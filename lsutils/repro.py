@@ -25,7 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import DEVICES, repo_root
+from .paths import repo_root
+
+#: what ``device`` may be: ``auto`` picks CUDA, then MPS, then the CPU.
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 __all__ = ["seed_everything", "worker_init_fn", "choose_device", "CPUWarning", "progress_bar",
            "environment_record", "git_commit", "tune_cpu_allocator"]

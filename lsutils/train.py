@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from . import artifacts
 from .data import Dataset
 from .repro import progress_bar
+from .settings import check, setting
 
 __all__ = ["TrainConfig", "TrainRun", "ModelSpec", "augment_batch", "lr_at", "evaluate",
            "train_classifier", "train_or_load", "load_run", "trajectory", "run_dir_for",
@@ -85,28 +86,18 @@ class TrainConfig:
         eval_batch_size: samples per evaluation forward pass.
     """
 
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    augment: bool = True
-    pad: int = 4
-    eval_batch_size: int = 2048
+    epochs: int = setting(30, lo=1, doc="training epochs")
+    batch_size: int = setting(128, lo=1, doc="SGD batch size")
+    lr: float = setting(0.1, lo=0.0, lo_open=True, doc="peak learning rate")
+    momentum: float = setting(0.9, lo=0.0, hi=0.999, doc="SGD momentum")
+    weight_decay: float = setting(5e-4, lo=0.0, doc="L2 penalty")
+    schedule: str = setting("cosine", choices=SCHEDULES, doc="learning-rate schedule")
+    augment: bool = setting(True, doc="crop+flip (images) or shift (signals)")
+    pad: int = setting(4, lo=0, doc="padding of the crop or shift")
+    eval_batch_size: int = setting(2048, lo=1, doc="samples per evaluation forward pass")
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule = {self.schedule!r}; allowed: {', '.join(SCHEDULES)}")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} = {getattr(self, name)!r}; allowed: an integer >= 1")
-        finite = all(math.isfinite(v) for v in (self.lr, self.momentum, self.weight_decay))
-        if not finite or not self.lr > 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0 or self.pad < 0:
-            raise ValueError("lr must be finite and > 0, momentum in [0, 1), weight_decay finite and >= 0 "
-                             "and pad >= 0; "
-                             f"got lr={self.lr}, momentum={self.momentum}, "
-                             f"weight_decay={self.weight_decay}, pad={self.pad}")
+        check(self)
 
 
 @dataclass

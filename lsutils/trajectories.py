@@ -35,6 +35,7 @@ from . import artifacts
 from .data import Dataset
 from .directions import flatten, random_direction
 from .repro import progress_bar
+from .settings import check, same_as, setting
 from .train import ModelSpec, TrainConfig, evaluate, train_or_load, trajectory
 
 __all__ = ["JumpConfig", "JumpRun", "jump", "jump_and_retrain", "evaluate_states", "stack_states", "phate_embedding",
@@ -54,21 +55,18 @@ class JumpConfig:
         momentum, weight_decay, batch_size, augment: the rest of the SGD recipe.
     """
 
-    steps: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
-    seeds: tuple[int, ...] = (0, 1)
-    epochs: int = 5
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 128
-    augment: bool = False
+    steps: tuple[float, ...] = setting((0.25, 0.5, 0.75, 1.0), lo=0.0, lo_open=True,
+                                       doc="jump lengths, filter-normalized units")
+    seeds: tuple[int, ...] = setting((0, 1), lo=0, doc="direction seeds")
+    epochs: int = same_as(TrainConfig, "epochs", 5)
+    lr: float = same_as(TrainConfig, "lr", 0.01)
+    momentum: float = same_as(TrainConfig, "momentum")
+    weight_decay: float = same_as(TrainConfig, "weight_decay")
+    batch_size: int = same_as(TrainConfig, "batch_size")
+    augment: bool = same_as(TrainConfig, "augment", False)
 
     def __post_init__(self) -> None:
-        if not self.steps or any(not (0 < s < float("inf")) for s in self.steps):
-            raise ValueError(f"steps = {self.steps}; allowed: a non-empty list of finite numbers > 0")
-        if not self.seeds:
-            raise ValueError("seeds = []; allowed: a non-empty list of integers")
-        self.train_config()  # validates epochs, lr, momentum, weight_decay, batch_size
+        check(self)
 
     @classmethod
     def from_training(cls, trained_with: TrainConfig, *, steps: Sequence[float], seeds: Sequence[int],

@@ -136,23 +136,22 @@ def test_curvature_report_is_exact_on_a_quadratic_and_cached(tmp_path):
     obj = Quadratic(A, torch.zeros(25, dtype=torch.float64))
     cfg = CurvatureConfig(top_k=4, tol=1e-10, max_steps=25, trace_probes=400, slq_runs=2,
                           slq_steps=25, save_vectors=2)
-    rep, loaded = analyze_or_load(tmp_path / "q.pt", obj, cfg, extra={"n_samples": 0})
-    assert not loaded and rep.num_params == 25 and len(rep.vectors) == 2
+    rep = analyze_or_load(tmp_path / "q.pt", obj, cfg, extra={"n_samples": 0})
+    assert not rep.loaded and rep.num_params == 25 and len(rep.vectors) == 2
     np.testing.assert_allclose(rep.eigenvalues, lam.flip(0)[:4].numpy(), rtol=1e-10)
     assert abs(rep.trace - float(lam.sum())) <= 3 * rep.trace_stderr
-    again, loaded = analyze_or_load(tmp_path / "q.pt", obj, cfg, extra={"n_samples": 0})
-    assert loaded and again.eigenvalues == rep.eigenvalues
+    again = analyze_or_load(tmp_path / "q.pt", obj, cfg, extra={"n_samples": 0})
+    assert again.loaded and again.eigenvalues == rep.eigenvalues
     torch.testing.assert_close(again.vectors[0]["theta"], rep.vectors[0]["theta"])
     np.testing.assert_array_equal(again.slq_nodes, rep.slq_nodes)
-    _, loaded = analyze_or_load(tmp_path / "q.pt", obj, cfg, extra={"n_samples": 5})
-    assert not loaded  # other settings: recomputed
+    assert not analyze_or_load(tmp_path / "q.pt", obj, cfg, extra={"n_samples": 5}).loaded  # other settings: recomputed
     # a retrained model (other weights, same settings and path): recomputed, not the old report
     moved = QuadraticObjective(2 * A, theta=obj.params["theta"])
-    fresh, loaded = analyze_or_load(tmp_path / "q.pt", moved, cfg, extra={"n_samples": 5})
-    assert not loaded
+    fresh = analyze_or_load(tmp_path / "q.pt", moved, cfg, extra={"n_samples": 5})
+    assert not fresh.loaded
     np.testing.assert_allclose(fresh.eigenvalues, 2 * lam.flip(0)[:4].numpy(), rtol=1e-10)
     shifted = QuadraticObjective(2 * A, theta=obj.params["theta"] + 1)
-    assert not analyze_or_load(tmp_path / "q.pt", shifted, cfg, extra={"n_samples": 5})[1]
+    assert not analyze_or_load(tmp_path / "q.pt", shifted, cfg, extra={"n_samples": 5}).loaded
     # a later chapter reading the report checks that it belongs to the model it holds
     from lsutils.curvature import load_report
     assert load_report(tmp_path / "q.pt", shifted).eigenvalues == pytest.approx(fresh.eigenvalues)

@@ -178,7 +178,7 @@ def test_a_diverging_run_is_refused_and_nothing_is_saved_as_finished(tmp_path):
     assert not artifacts.exists(run_dir / "final.json")
     with pytest.raises(artifacts.ArtifactMissingError):
         load_run(SPEC, run_dir)
-    with pytest.raises(ValueError, match="lr must be finite"):
+    with pytest.raises(ValueError, match="lr = inf is not finite; allowed: a finite number"):
         TrainConfig(lr=float("inf"))
 
 
