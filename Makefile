@@ -1,5 +1,5 @@
 # Two commands: `make book` (install, run every notebook for $(PROFILE), build the site)
-# and `make test` (unit tests, the smoke notebook chain and a book build).
+# and `make test` (the linter, unit tests and docstring examples, the smoke notebook chain and a book build).
 PROFILE ?= quick
 VENV ?= .venv
 PYTHON ?= python3
@@ -28,6 +28,7 @@ book: install
 	$(PY) -m lsutils run --profile $(PROFILE)
 
 test: install
+	$(PY) -m ruff check
 	$(PY) -m pytest
 
 clean-book:

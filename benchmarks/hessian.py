@@ -55,8 +55,8 @@ def bench_hvp(model, x, y, repeats: int) -> dict:
     for method in ("double_backward", "forward_over_reverse"):
         op = HessianOperator(ClassifierObjective(model, x, y, batch_size=None), method=method)
         v = torch.randn(op.dim, generator=torch.Generator().manual_seed(0)) if v is None else v
-        first, t_first = timed(lambda: op.matvec(v))  # includes the gradient graph for double backward
-        times = [timed(lambda: op.matvec(v))[1] for _ in range(repeats)]
+        first, t_first = timed(lambda op=op, v=v: op.matvec(v))  # includes the gradient graph for double backward
+        times = [timed(lambda op=op, v=v: op.matvec(v))[1] for _ in range(repeats)]
         out[method] = {"first_s": t_first, "per_product_s": float(np.median(times)), "hv": first}
     diff = (out["double_backward"]["hv"] - out["forward_over_reverse"]["hv"]).norm()
     rel = float(diff / out["double_backward"]["hv"].norm())
@@ -132,7 +132,7 @@ def bench_trace(model, x, y, probes: int, blocks: int = 5) -> dict:
         out, t = timed(lambda: ref.h.trace(maxIter=per, tol=0.0))
         theirs += list(out)
         t_ph += t
-        tr, t = timed(lambda: hutchinson_trace(op, n_probes=per, seed=b))
+        tr, t = timed(lambda b=b: hutchinson_trace(op, n_probes=per, seed=b))
         ours += tr.samples
         t_ours += t
     theirs, ours = np.asarray(theirs, dtype=float), np.asarray(ours)

@@ -93,7 +93,7 @@ def resnet_case(n_samples: int, steps: int, rounds: int) -> dict:
 
     sizes = [b for b in (32, 64, 128, 256, 512) if b <= n_samples]
     forward_pass(sizes[-1])  # warm up
-    per_size = {bs: timed(lambda: forward_pass(bs), 2)[1] for bs in sizes}
+    per_size = {bs: timed(lambda bs=bs: forward_pass(bs), 2)[1] for bs in sizes}
     best_bs = min(per_size, key=per_size.get)
     res = {"model": "ResNet-20 (2-D, eval-mode BN)", "samples": n_samples, "grid": f"{steps}x{steps}",
            "best_batch": best_bs}
@@ -144,8 +144,8 @@ def _loss_landscapes_plane(model, metric, steps, points, n_samples, repeats: int
 
     for normalization in ("filter", "layer"):
         try:
-            _, t = timed(lambda: loss_landscapes.random_plane(model, metric, distance=2.0, steps=steps,
-                                                              normalization=normalization, deepcopy_model=True),
+            _, t = timed(lambda n=normalization: loss_landscapes.random_plane(model, metric, distance=2.0, steps=steps,
+                                                                           normalization=n, deepcopy_model=True),
                          repeats)
             return {"seconds": t, "throughput": points * n_samples / t, "normalization": normalization}
         except ZeroDivisionError:
@@ -312,7 +312,8 @@ def main(argv=None) -> int:
         for name, r in rows:
             print(f"  {name:<38} {r['throughput']:>18,.0f}    {r['throughput'] / c['forward']['throughput']:.2f}x")
         if "with_metric_chunk16" in c:
-            print(f"  (lsutils with the relative L2 error as well, chunk 16: {c['with_metric_chunk16']['seconds']:.2f} s)")
+            seconds = c["with_metric_chunk16"]["seconds"]
+            print(f"  (lsutils with the relative L2 error as well, chunk 16: {seconds:.2f} s)")
         q = c["ratios"]
         loops = ", ".join(f"{q['vs_' + k]:.2f}x the {labels[k].strip()}" for k in labels if "vs_" + k in q)
         print(f"  best lsutils ({q['best']}), medians over {res['rounds']} rounds: "

@@ -15,10 +15,12 @@ notebook that produces its stage; an unreadable one raises
 :class:`ArtifactCorruptError`.
 
 Example:
-    >>> from lsutils import artifacts
-    >>> path = artifacts.stage_dir("smoke", "pinns") / "beta1_seed0.pt"
-    >>> artifacts.save_torch(path, {"w": torch.zeros(3)}, params={"beta": 1.0}, seed=0)
-    >>> state = artifacts.load_torch(path)
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "pinns" / "beta1_seed0.pt"
+    >>> _ = save_torch(path, {"w": torch.zeros(3)}, params={"beta": 1.0}, seed=0)
+    >>> load_torch(path)["w"].tolist(), read_meta(path)["params"], matches(path, {"beta": 1.0})
+    ([0.0, 0.0, 0.0], {'beta': 1.0}, True)
 """
 
 from __future__ import annotations

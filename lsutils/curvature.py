@@ -16,15 +16,22 @@ outliers from the bulk the same way, by eye, on a log plot). Beside it,
 neighbouring ratio, which says directly whether there is a gap at the number of classes.
 
 Example:
-    >>> cfg = CurvatureConfig(top_k=20, trace_probes=50)
-    >>> report = analyze_or_load(path, objective, cfg, profile="quick")
-    >>> report.top_eigenvalue, report.trace, report.outliers
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from lsutils.objectives import QuadraticObjective
+    >>> A = torch.diag(torch.tensor([5.0, 3.0, 1.0, 0.5], dtype=torch.float64))
+    >>> cfg = CurvatureConfig(top_k=2, trace_probes=8, max_steps=10, slq_steps=4, save_vectors=1)
+    >>> path = Path(tempfile.mkdtemp()) / "quadratic.pt"
+    >>> report = analyze_or_load(path, QuadraticObjective(A), cfg)
+    >>> [round(v, 6) for v in report.eigenvalues], report.loaded
+    ([5.0, 3.0], False)
+    >>> analyze_or_load(path, QuadraticObjective(A), cfg).loaded
+    True
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

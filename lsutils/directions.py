@@ -19,9 +19,13 @@ the :math:`d_i`:
 - :func:`scaled_like`: rescales any direction to the norm of another.
 
 Example:
-    >>> d1 = random_direction(params, seed=1)
-    >>> d2 = random_direction(params, seed=2)
-    >>> cosine(d1, d2)    # nearly orthogonal in high dimension
+    >>> import torch
+    >>> params = {"conv.weight": torch.randn(64, 32, 3, 3), "conv.bias": torch.randn(64)}
+    >>> d1, d2 = random_direction(params, seed=1), random_direction(params, seed=2)
+    >>> bool(torch.allclose(d1["conv.weight"][0].norm(), params["conv.weight"][0].norm()))
+    True
+    >>> float(d1["conv.bias"].abs().max()), abs(cosine(d1, d2)) < 0.1  # nearly orthogonal
+    (0.0, True)
 """
 
 from __future__ import annotations

@@ -12,10 +12,14 @@ the loss, keeps non-finite values as NaN and counts them, and checkpoints finish
 points so an interrupted grid resumes where it stopped.
 
 Example:
-    >>> axes = grid_axes(resolution=21, span=1.0, dims=2)
-    >>> land = evaluate_grid(objective, [d1, d2], axes, path=stage / "plane.npz")
-    >>> land.values["loss"].shape
-    (21, 21)
+    >>> import torch
+    >>> from lsutils.objectives import QuadraticObjective
+    >>> A = torch.diag(torch.tensor([2.0, 8.0], dtype=torch.float64))
+    >>> obj = QuadraticObjective(A, theta=torch.zeros(2, dtype=torch.float64))
+    >>> e1, e2 = ({"theta": torch.tensor(v, dtype=torch.float64)} for v in ([1.0, 0.0], [0.0, 1.0]))
+    >>> land = evaluate_grid(obj, [e1, e2], grid_axes(resolution=5, span=1.0, dims=2), progress=False)
+    >>> land.loss.shape, land.at_origin(), float(land.loss.max())  # L = (2 a^2 + 8 b^2) / 2
+    ((5, 5), 0.0, 5.0)
 """
 
 from __future__ import annotations
@@ -217,7 +221,10 @@ def eigen_length(objective: Objective, vectors: Sequence[Mapping[str, Tensor]], 
     r"""The length :math:`c` for unit eigenvectors :math:`u_1, \dots, u_d` at which the grid's
     edge has risen by ``rise``:
 
-    .. math:: \max_{k \in \{-1, 0, 1\}^d \setminus 0} L\big(\theta + c\,\text{span} \textstyle\sum_j k_j u_j\big) - L(\theta) = \text{rise},
+    .. math::
+
+        \max_{k \in \{-1, 0, 1\}^d \setminus 0}
+        L\big(\theta + c\,\text{span} \textstyle\sum_j k_j u_j\big) - L(\theta) = \text{rise},
 
     the largest loss over the grid's *compass points* (the ends of the axes and the corners:
     8 in 2-D, 26 in 3-D), where a landscape around a minimum takes its largest values. With

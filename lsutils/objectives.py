@@ -19,9 +19,17 @@ The Hessian engine, the grid evaluator and curve fitting never know which
 concrete objective they hold.
 
 Example:
-    >>> obj = PinnObjective(model, ConvectionProblem(beta=1.0), points)
-    >>> obj(obj.params)                  # full loss at the trained weights
-    >>> obj.batched(stack_params([obj.params] * 4))   # four points in one call
+    >>> import torch
+    >>> from lsutils.convection import ConvectionProblem
+    >>> from lsutils.models import PinnMLP
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> problem = ConvectionProblem(beta=1.0)
+    >>> obj = PinnObjective(PinnMLP(width=8, depth=2), problem, problem.sample(64, 16, 8, seed=0))
+    >>> loss = obj(obj.params)                           # the loss at the model's weights
+    >>> losses = obj.batched(stack_params([obj.params] * 4))  # four points in one call
+    >>> bool(torch.allclose(losses, loss.expand(4)))
+    True
 """
 
 from __future__ import annotations
@@ -37,7 +45,8 @@ from torch.func import functional_call, jvp, vmap
 from .convection import ConvectionProblem, PinnPoints, relative_l2_error
 from .models import PinnMLP
 
-__all__ = ["Params", "Objective", "ClassifierObjective", "QuadraticObjective", "PinnObjective", "detach_params", "stack_params", "unstack_params"]
+__all__ = ["Params", "Objective", "ClassifierObjective", "QuadraticObjective", "PinnObjective", "detach_params",
+           "stack_params"]
 
 Params = dict[str, Tensor]
 
@@ -52,12 +61,6 @@ def stack_params(points: list[Mapping[str, Tensor]]) -> Params:
     if not points:
         raise ValueError("points must hold at least one parameter dict")
     return {k: torch.stack([p[k] for p in points]) for k in points[0]}
-
-
-def unstack_params(stacked: Mapping[str, Tensor]) -> list[Params]:
-    """Inverse of :func:`stack_params`."""
-    n = next(iter(stacked.values())).shape[0]
-    return [{k: v[i] for k, v in stacked.items()} for i in range(n)]
 
 
 class Objective(ABC):
@@ -170,8 +173,11 @@ class ClassifierObjective(Objective):
         batch_size: samples per forward pass (``None``: all at once).
 
     Example:
-        >>> obj = ClassifierObjective(net, data.x_test, data.y_test)
-        >>> obj.metrics()["accuracy"]
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(40, 10))
+        >>> x, y = torch.randn(100, 1, 40), torch.randint(0, 10, (100,))
+        >>> obj = ClassifierObjective(net, x, y)
+        >>> 0.0 <= obj.metrics()["accuracy"] <= 1.0 and obj.metrics()["loss"] > 0
+        True
     """
 
     def __init__(self, model: nn.Module, x: Tensor, y: Tensor, device: torch.device | str = "cpu",

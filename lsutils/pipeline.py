@@ -11,8 +11,8 @@ second run reuses what the first one finished; ``--force`` deletes the selected
 notebooks' artifacts first.
 
 Example:
-    >>> from lsutils.pipeline import run_pipeline
-    >>> run_pipeline("smoke", only=["02"], build=False)
+    >>> [nb.stem for nb in discover_notebooks()][:2]
+    ['01_train_resnets', '02_train_pinns']
 """
 
 from __future__ import annotations

@@ -5,9 +5,11 @@ it, with a title and labelled axes; the notebook adds the caption. Colours come
 from one palette, fields use ``viridis`` and signed errors ``RdBu_r``.
 
 Example:
-    >>> from lsutils import plotting
-    >>> plotting.use_style()
-    >>> fig = plotting.pinn_fields(exact, pred, x, t, title="beta = 1")
+    >>> import numpy as np
+    >>> use_style()
+    >>> fig = error_vs_beta([1.0, 30.0], [[0.01, 0.02], [0.9, 1.0]])
+    >>> fig.axes[0].get_xlabel().startswith("convection coefficient")
+    True
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from matplotlib.figure import Figure
 
 __all__ = ["PALETTE", "use_style", "pinn_fields", "loss_curves", "error_vs_beta", "learning_curves",
            "dataset_examples", "spectral_density", "top_eigenvalues", "curvature_vs_beta",
-           "landscape_contour", "landscape_surface", "landscape_curves", "persistence_diagram",
+           "landscape_contour", "landscape_curves", "persistence_diagram",
            "merge_tree", "landscape_profiles", "scatter_groups"]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
@@ -227,19 +229,6 @@ def landscape_contour(land, *, key: str = "loss", filled: bool = False, levels: 
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, aspect="auto")
     ax.grid(False)
     ax.legend(loc="upper right", fontsize=7)
-    return fig
-
-
-def landscape_surface(land, *, key: str = "loss", log: bool = True, title: str = "",
-                      xlabel: str = "$a_1$", ylabel: str = "$a_2$") -> Figure:
-    """A 2-D landscape as a 3-D surface (``log10`` of the values when ``log``)."""
-    fig = plt.figure(figsize=(6, 4.6))
-    ax = fig.add_subplot(projection="3d")
-    X, Y = np.meshgrid(land.axes[0], land.axes[1], indexing="ij")
-    z = land.values[key]
-    Z = np.log10(np.maximum(z, 1e-12)) if log else z
-    ax.plot_surface(X, Y, Z, cmap="viridis", linewidth=0, antialiased=True, rstride=1, cstride=1)
-    ax.set(xlabel=xlabel, ylabel=ylabel, zlabel=f"log10 {key}" if log else key, title=title)
     return fig
 
 

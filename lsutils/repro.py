@@ -5,9 +5,9 @@ notebook calls :func:`seed_everything` in its Setup section and every artifact
 carries :func:`environment_record` in its sidecar.
 
 Example:
-    >>> from lsutils.repro import seed_everything, choose_device
-    >>> seed_everything(0)
-    >>> device = choose_device("cpu")
+    >>> g = seed_everything(0)
+    >>> choose_device("cpu")
+    device(type='cpu')
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .paths import repo_root
 #: what ``device`` may be: ``auto`` picks CUDA, then MPS, then the CPU.
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
-__all__ = ["seed_everything", "worker_init_fn", "choose_device", "CPUWarning", "progress_bar",
+__all__ = ["seed_everything", "choose_device", "CPUWarning", "progress_bar",
            "environment_record", "git_commit", "tune_cpu_allocator"]
 
 
@@ -43,8 +43,10 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> torch.Generator
 
     Args:
         seed: a non-negative integer.
-        deterministic: also ask torch for deterministic kernels (cuDNN
-            benchmark off, deterministic algorithms where they exist).
+        deterministic: turn cuDNN's autotuner off and its convolutions deterministic.
+            ``torch.use_deterministic_algorithms`` is *not* enabled: several CUDA
+            kernels have no deterministic version (it would raise there). CPU runs
+            repeat bit for bit; GPU runs may differ in the last digits.
 
     Returns:
         A ``torch.Generator`` seeded with ``seed``, for DataLoaders and sampling
@@ -61,13 +63,6 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> torch.Generator
     g = torch.Generator()
     g.manual_seed(seed)
     return g
-
-
-def worker_init_fn(worker_id: int) -> None:
-    """Seed a DataLoader worker from torch's per-worker seed (NumPy and random)."""
-    s = torch.initial_seed() % 2**32
-    np.random.seed(s)
-    random.seed(s)
 
 
 def choose_device(request: str = "auto", *, gpu_sized: bool = False) -> torch.device:

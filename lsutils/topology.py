@@ -26,14 +26,18 @@ Kruskal's algorithm on the basin adjacency graph (an edge's level is the higher 
 two ends) gives the merge events exactly. Only the basin graph is visited in Python.
 
 Example:
-    >>> tree = merge_tree(land.loss)
-    >>> s = summarize(tree)
-    >>> s.n_minima, s.n_saddles, s.average_persistence
+    >>> import numpy as np
+    >>> f = np.array([[0.0, 2.0, 1.0],
+    ...               [3.0, 3.0, 3.0],
+    ...               [0.5, 2.5, 0.2]])   # four minima, three saddles
+    >>> s = summarize(merge_tree(f))
+    >>> s.n_minima, s.n_saddles
+    (4, 3)
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -119,7 +123,7 @@ class MergeTree:
             return self.simplify(0).branches()
         chains: dict[int, list[int]] = {int(m): [int(m)] for m in self.pairs[:, 0]}
         chains[self.global_min] = [self.global_min]
-        for m, s, e in self.pairs[np.argsort(self.rank[self.pairs[:, 1]], kind="stable")]:
+        for _, s, e in self.pairs[np.argsort(self.rank[self.pairs[:, 1]], kind="stable")]:
             if chains[int(e)][-1] != s:
                 chains[int(e)].append(int(s))
         for m, s, _ in self.pairs:
@@ -286,9 +290,6 @@ class TopologySummary:
     smad_normalized: float
     value_range: float
     threshold: float = 0.0
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 def summarize(tree: MergeTree, threshold: float = 0.0) -> TopologySummary:

@@ -15,10 +15,19 @@ order and augmentation) and from ``torch.manual_seed(seed)`` before the model is
 built (initialisation): the same seed on the same machine gives identical weights.
 
 Example:
-    >>> spec = ResNetSpec(depth=20, skip=True, dim=1, in_channels=1)
-    >>> run = train_or_load(spec, load_dataset("mnist1d"), TrainConfig(epochs=30),
-    ...                     seed=0, run_dir=stage_dir("quick", "resnets") / "resnet20_skip_seed0")
-    >>> run.history["test_acc"][-1]
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from lsutils.data import load_dataset
+    >>> from lsutils.models import ResNetSpec
+    >>> data = load_dataset("mnist1d", num_samples=200)
+    >>> spec = ResNetSpec(depth=8, skip=True, dim=1, in_channels=1)
+    >>> run_dir = Path(tempfile.mkdtemp()) / "resnet8_skip_seed0"
+    >>> run = train_or_load(spec, data, TrainConfig(epochs=1, batch_size=32), seed=0, run_dir=run_dir,
+    ...                     progress=False)
+    >>> run.loaded, len(run.history["test_acc"]), len(trajectory(run_dir))  # initialisation + 1 epoch
+    (False, 1, 2)
+    >>> train_or_load(spec, data, TrainConfig(epochs=1, batch_size=32), seed=0, run_dir=run_dir).loaded
+    True
 """
 
 from __future__ import annotations
@@ -59,8 +68,8 @@ def check_finite(run: str, where: str, loss: float, model: nn.Module | None = No
         name = next((n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())), None)
         bad = None if name is None else f"weight {name!r} holds NaN or infinite entries"
     if bad is not None:
-        raise TrainingDiverged(f"run {run} diverged at {where}: {bad}; {hint or 'the learning rate is likely too large'}; "
-                               "nothing was saved as a finished run")
+        hint = hint or "the learning rate is likely too large"
+        raise TrainingDiverged(f"run {run} diverged at {where}: {bad}; {hint}; nothing was saved as a finished run")
 
 
 class ModelSpec(Protocol):

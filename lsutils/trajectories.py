@@ -14,10 +14,11 @@ Retraining goes through :func:`lsutils.train.train_or_load`, so every jump's run
 per-epoch checkpoints, resumes after an interruption and is loaded when done.
 
 Example:
-    >>> runs = jump_and_retrain(spec, data, trained_state, JumpConfig(), root=stage / "well")
-    >>> X = stack_states([s for r in runs for s in r.states], names)
-    >>> emb = phate_embedding(X, knn=5, seed=0)
-    >>> h0, h1 = lower_star_homology(emb, losses, k=5)
+    >>> import numpy as np
+    >>> points = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
+    >>> h0, h1 = lower_star_homology(points, np.array([0.0, 2.0, 1.0, 3.0]), k=1)
+    >>> h0.tolist(), len(h1)  # the basin at loss 1 merges at loss 2; one essential class
+    ([[1.0, 2.0], [0.0, inf]], 0)
 """
 
 from __future__ import annotations

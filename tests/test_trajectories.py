@@ -74,7 +74,9 @@ def test_stack_states_projects_when_too_large_and_keeps_cosines():
     assert full.shape == (6, 5003)
     small = stack_states(states, ["w", "b"], max_bytes=1000, dims=4096)
     assert small.shape == (6, 4096)
-    cos = lambda m: (m / np.linalg.norm(m, axis=1, keepdims=True)) @ (m / np.linalg.norm(m, axis=1, keepdims=True)).T
+    def cos(m):
+        u = m / np.linalg.norm(m, axis=1, keepdims=True)
+        return u @ u.T
     assert np.abs(cos(full) - cos(small)).max() < 0.05
 
 
