@@ -1,4 +1,4 @@
-"""Command line: ``python -m lsutils run --profile quick [--only NN] [--from NN] [--force]``.
+"""Command line: ``python -m lsutils run --profile quick [--only NN] [--from NN] [--force] [--set KEY=VALUE]``.
 
 Also ``python -m lsutils build`` (the site alone) and ``python -m lsutils links``
 (rewrite every notebook's Colab badge and install cell from the ``repository``
@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="delete the selected notebooks' artifacts and recompute them")
     run.add_argument("--no-build", action="store_true", help="do not build the book afterwards")
     run.add_argument("--book-dir", type=Path, help="the book folder (default: book/)")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                     help="override a profile key, e.g. notebooks.01_train_resnets.epochs=1; repeatable")
     build = sub.add_parser("build", help="build the book from the executed notebooks")
     build.add_argument("--book-dir", type=Path, help="the book folder (default: book/)")
     links = sub.add_parser("links", help="sync Colab badges and install cells with book/_config.yml")
@@ -39,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         if args.command == "run":
+            from .config import parse_overrides
             pipeline.run_pipeline(args.profile, only=args.only, start=args.start, force=args.force,
                                   build=not args.no_build, book_dir=args.book_dir,
-                                  progress=sys.stderr.isatty())
+                                  progress=sys.stderr.isatty(), overrides=parse_overrides(args.set))
         elif args.command == "build":
             pipeline.build_book(args.book_dir)
         else:

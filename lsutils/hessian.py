@@ -121,6 +121,27 @@ class HessianOperator:
         _, hv = jvp(grad(self.objective.loss), (self.params,), (self.unflatten(v),))
         return self.flatten(hv).detach()
 
+    def as_linear_operator(self) -> "scipy.sparse.linalg.LinearOperator":  # noqa: F821
+        """The same operator for SciPy (``eigsh``, ``cg``, ``lobpcg``): NumPy vectors in and out,
+        in this operator's dtype, each product counted in :attr:`num_products`.
+
+        Example:
+            >>> import torch
+            >>> from scipy.sparse.linalg import eigsh
+            >>> from lsutils.objectives import QuadraticObjective
+            >>> op = HessianOperator(QuadraticObjective(torch.diag(torch.arange(1.0, 6.0, dtype=torch.float64))))
+            >>> sorted(round(float(v), 6) for v in eigsh(op.as_linear_operator(), k=2, which="LA")[0])
+            [4.0, 5.0]
+        """
+        from scipy.sparse.linalg import LinearOperator
+
+        def matvec(v: np.ndarray) -> np.ndarray:
+            x = torch.as_tensor(np.asarray(v).reshape(-1), dtype=self.dtype, device=self.device)
+            return self.matvec(x).cpu().numpy()
+
+        return LinearOperator((self.dim, self.dim), matvec=matvec, rmatvec=matvec,
+                              dtype=torch.empty((), dtype=self.dtype).numpy().dtype)
+
     def matmat(self, vs: Tensor) -> Tensor:
         """:math:`H V` for vectors stacked as rows, ``[m, dim]``."""
         return torch.stack([self.matvec(v) for v in vs])

@@ -28,10 +28,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, TextIO
+from typing import Any, Iterator, Mapping, Sequence, TextIO
 
 from . import artifacts
-from .config import Profile, data_root, load_profile, repo_root
+from .config import OVERRIDES_ENV, Profile, active_overrides, load_profile
+from .paths import data_root, repo_root
 
 __all__ = ["NotebookFailed", "BookBuildError", "discover_notebooks", "select_notebooks",
            "run_notebook", "run_pipeline", "build_book", "sweep_partial_files", "failed_copy_path"]
@@ -242,8 +243,12 @@ def build_book(book_dir: Path | None = None, *, out: TextIO = sys.stdout) -> Pat
 def run_pipeline(profile_name: str, *, only: Sequence[str] | None = None, start: str | None = None,
                  force: bool = False, build: bool = True, book_dir: Path | None = None,
                  notebooks_dir: Path | None = None, progress: bool = False,
-                 out: TextIO = sys.stdout) -> list[NotebookResult]:
+                 out: TextIO = sys.stdout, overrides: Mapping[str, Any] | None = None) -> list[NotebookResult]:
     """Validate the profile, run the selected notebooks in order, then build the book.
+
+    ``overrides`` (dotted profile keys -> values, see :func:`lsutils.config.load_profile`) are
+    handed to every notebook through ``LSUTILS_OVERRIDES``, so that a chapter producing
+    upstream work on demand sees the same profile as the notebooks that own it.
 
     Raises:
         ProfileError: the profile does not exist or does not validate (before any work).
@@ -251,7 +256,11 @@ def run_pipeline(profile_name: str, *, only: Sequence[str] | None = None, start:
         NotebookFailed: the first notebook that raised.
         BookBuildError: the site did not build.
     """
-    profile = load_profile(profile_name)
+    merged = {**active_overrides(), **(overrides or {})}
+    profile = load_profile(profile_name, overrides=overrides)
+    if merged:
+        os.environ[OVERRIDES_ENV] = json.dumps(merged)
+        print(f"overrides: {', '.join(f'{k}={v!r}' for k, v in merged.items())}", file=out)
     # One data folder for this process and every kernel it starts: a relative LSUTILS_DATA
     # is resolved here, once, not again against each kernel's working folder.
     os.environ["LSUTILS_DATA"] = str(data_root())

@@ -94,18 +94,45 @@ def test_cifar10_checksum_mismatch_is_refused(data_root, monkeypatch):
         data.cifar10(download=False, md5="0" * 32)
 
 
-def test_cifar10_download_once_with_checksum(tmp_path, data_root):
-    src = tmp_path / "mirror" / data.CIFAR10_ARCHIVE
-    src.parent.mkdir()
+@pytest.fixture
+def mirror(tmp_path):
+    """A local HTTP server over ``tmp_path / "mirror"``."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_cifar10_download_once_with_checksum(mirror, data_root):
+    folder, base = mirror
+    src = folder / data.CIFAR10_ARCHIVE
     _, md5 = _official_archive(src)
-    url = src.as_uri()
+    url = f"{base}/{data.CIFAR10_ARCHIVE}"
     with pytest.raises(data.DatasetError, match="it was discarded"):
         data.cifar10(url=url, md5="f" * 32)
-    assert list((data_root / "raw").iterdir()) == []  # nothing kept, no partial file
+    assert [p for p in (data_root / "raw").iterdir() if p.is_file()] == []  # nothing kept, no partial file
     ds = data.cifar10(url=url, md5=md5)
     assert (data_root / "raw" / data.CIFAR10_ARCHIVE).read_bytes() == src.read_bytes()
     src.unlink()  # the second call must not download again
     assert torch.equal(data.cifar10(url=url, md5=md5).x_train, ds.x_train)
+
+
+def test_cifar10_checksum_from_the_environment(data_root, monkeypatch):
+    raw = data_root / "raw"
+    raw.mkdir(parents=True)
+    _, md5 = _official_archive(raw / data.CIFAR10_ARCHIVE)
+    with pytest.raises(data.DatasetError, match=f"has md5 {md5}, expected c58f3010"):
+        data.cifar10(download=False)
+    monkeypatch.setenv(data.CIFAR10_MD5_ENV, md5)
+    assert data.load_dataset("cifar10").x_train.shape == (30, 3, 32, 32)
 
 
 def test_cifar10_offline_says_where_to_put_it(data_root):

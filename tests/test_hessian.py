@@ -250,12 +250,31 @@ def test_a_missed_copy_without_breakdown_is_found_by_the_verifying_pass():
 
 
 def test_scipy_eigsh_on_the_operator_agrees():
-    from scipy.sparse.linalg import LinearOperator, eigsh
+    from scipy.sparse.linalg import eigsh
 
     A, lam = spd(40, 2)
     op = HessianOperator(Quadratic(A, torch.zeros(40, dtype=torch.float64)))
-    lin = LinearOperator((op.dim, op.dim), matvec=lambda v: op.matvec(torch.as_tensor(v).reshape(-1)).numpy(),
-                         dtype=np.float64)
-    theirs = np.sort(eigsh(lin, k=4, which="LA", tol=1e-12)[0])[::-1]
+    theirs = np.sort(eigsh(op.as_linear_operator(), k=4, which="LA", tol=1e-12)[0])[::-1]
     ours = top_eigenpairs(op, k=4, tol=1e-10, max_steps=40).values
     np.testing.assert_allclose(ours, theirs, rtol=1e-9)
+    np.testing.assert_allclose(ours, np.sort(lam)[::-1][:4], rtol=1e-9)
+
+
+def test_eigsh_on_a_network_agrees_with_our_lanczos_and_the_dense_hessian():
+    """On a small classifier (float64): SciPy's ARPACK on the LinearOperator, our Lanczos and
+    the eigenvalues of the dense Hessian agree, at both ends of the spectrum."""
+    from scipy.sparse.linalg import eigsh
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    x, y = torch.randn(50, 6, dtype=torch.float64), torch.randint(0, 3, (50,))
+    obj = ClassifierObjective(net, x, y)
+    op = HessianOperator(obj)
+    lin = op.as_linear_operator()
+    assert lin.shape == (op.dim, op.dim) and lin.dtype == np.float64
+    dense = np.linalg.eigvalsh(dense_hessian(obj).numpy())
+    for which, ours_which, truth in (("LA", "largest", dense[::-1][:3]), ("SA", "smallest", dense[:3])):
+        theirs = np.sort(eigsh(lin, k=3, which=which, tol=1e-12)[0])
+        ours = np.sort(top_eigenpairs(op, k=3, which=ours_which, tol=1e-10, max_steps=op.dim).values)
+        np.testing.assert_allclose(theirs, np.sort(truth), rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-9)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -139,12 +140,21 @@ def test_runs_sharing_a_data_folder_and_a_relative_data_root(tmp_path):
     assert _digests(shared) == before  # nothing rewritten: a finished, read-only folder would do
 
 
-@pytest.mark.pipeline
-def test_smoke_chain_and_book_build(tmp_path, data_root):
-    """Every notebook on the smoke profile, then the site, offline and self-contained."""
-    book = tmp_path / "book"
+@pytest.fixture(scope="module")
+def smoke_chain(tmp_path_factory):
+    """Every notebook on the smoke profile in one data folder, then the site: (process, book, data)."""
+    root = tmp_path_factory.mktemp("chain")
+    book, data = root / "book", root / "data"
     shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "notebooks", "_extra"))
-    proc = _cli("run", "--profile", "smoke", "--book-dir", str(book), timeout=1800)
+    proc = _cli("run", "--profile", "smoke", "--book-dir", str(book), env_extra={"LSUTILS_DATA": str(data)},
+                timeout=1800)
+    return proc, book, data
+
+
+@pytest.mark.pipeline
+def test_smoke_chain_and_book_build(smoke_chain):
+    proc, book, data_root = smoke_chain
+    """Every notebook on the smoke profile, then the site, offline and self-contained."""
     assert proc.returncode == 0, proc.stdout + proc.stderr
     notebooks = pipeline.discover_notebooks()
     assert notebooks, "no notebooks found"
@@ -171,3 +181,106 @@ def test_smoke_chain_and_book_build(tmp_path, data_root):
     runs = data_root / "runs" / "smoke"
     assert list((runs / "pinns").glob("beta1_seed0.pt*"))
     assert not list(runs.rglob(".*.tmp"))
+
+
+def _strip_timings(obj):
+    """``obj`` without wall-clock fields (``seconds``), tensors as lists: what must repeat exactly."""
+    if isinstance(obj, dict):
+        return {k: _strip_timings(v) for k, v in obj.items() if k not in ("seconds", "sha256")}
+    if isinstance(obj, (list, tuple)):
+        return [_strip_timings(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return ("tensor", str(obj.dtype), obj.tolist())
+    return obj
+
+
+def _same_artifact(a: Path, b: Path) -> bool:
+    """Bit for bit, or (files that record wall-clock seconds) equal in everything else."""
+    if a.read_bytes() == b.read_bytes():
+        return True
+    from lsutils import artifacts
+    if a.name.endswith(".meta.json"):
+        load = lambda p: __import__("json").loads(p.read_text())  # noqa: E731
+    elif a.suffix == ".json":
+        load = artifacts.load_json
+    elif a.suffix == ".pt":
+        load = artifacts.load_torch
+    else:
+        return False
+    return _strip_timings(load(a)) == _strip_timings(load(b))
+
+
+@pytest.mark.pipeline
+@pytest.mark.parametrize("stem", [nb.stem for nb in pipeline.discover_notebooks()])
+def test_each_notebook_runs_alone(stem, smoke_chain, tmp_path):
+    """A chapter opened first, in an empty data folder, completes: what it needs upstream is made on
+    demand, and every artifact equals the full chain's (the chapter's own stage bit for bit; upstream
+    files that record training seconds equal in everything else)."""
+    proc, _, chain = smoke_chain
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    alone = tmp_path / "data"
+    run = _cli("run", "--profile", "smoke", "--only", stem, "--no-build", "--book-dir", str(tmp_path / "book"),
+               env_extra={"LSUTILS_DATA": str(alone)}, timeout=1800)
+    assert run.returncode == 0, run.stdout + run.stderr
+    from lsutils.artifacts import STAGES
+    own = next(stage for stage, nb in STAGES.items() if nb == stem)
+    files = sorted(p.relative_to(alone) for p in (alone / "runs").rglob("*") if p.is_file())
+    assert any(f.parts[2] == own for f in files), f"{stem} wrote nothing under {own}/"
+    for f in files:
+        assert (chain / f).is_file(), f"{f} is not in the full chain's artifacts"
+        if f.parts[2] == own and own not in ("resnets", "pinns", "hessian", "jump_retrain"):
+            assert (alone / f).read_bytes() == (chain / f).read_bytes(), f
+        else:
+            assert _same_artifact(alone / f, chain / f), f
+
+
+# The full profile's code path at toy size: its settings, with sizes (and the checks that need
+# paper-scale results) overridden down, on a CIFAR-10 archive written in the official format.
+FULL_AT_TOY_SIZE = {
+    "device": "cpu",
+    "notebooks.01_train_resnets.n_train": 64, "notebooks.01_train_resnets.n_test": 32,
+    "notebooks.01_train_resnets.seeds": [0], "notebooks.01_train_resnets.epochs": 1,
+    "notebooks.01_train_resnets.batch_size": 32, "notebooks.01_train_resnets.min_skip_acc": 0.0,
+    "notebooks.02_train_pinns.betas": [1.0, 30.0], "notebooks.02_train_pinns.seeds": [0],
+    "notebooks.02_train_pinns.n_collocation": 64, "notebooks.02_train_pinns.n_initial": 16,
+    "notebooks.02_train_pinns.n_boundary": 8, "notebooks.02_train_pinns.width": 8,
+    "notebooks.02_train_pinns.depth": 2, "notebooks.02_train_pinns.adam_steps": 10,
+    "notebooks.02_train_pinns.lbfgs_steps": 3, "notebooks.02_train_pinns.max_low_error": 0.0,
+    "notebooks.02_train_pinns.min_high_error": 0.0, "notebooks.02_train_pinns.min_loss_drop": 0.0,
+    "notebooks.03_hessian.n_samples": 32, "notebooks.03_hessian.top_k": 3, "notebooks.03_hessian.max_steps": 12,
+    "notebooks.03_hessian.trace_probes": 4, "notebooks.03_hessian.slq_runs": 1, "notebooks.03_hessian.slq_steps": 6,
+    "notebooks.03_hessian.pyhessian_check": False,
+    "notebooks.04_landscapes.n_samples": 32, "notebooks.04_landscapes.resolution_2d": 5,
+    "notebooks.04_landscapes.resolution_3d": 3, "notebooks.04_landscapes.interp_points": 3,
+    "notebooks.05_topology.n_samples": 32, "notebooks.05_topology.compare_resolution": 5,
+    "notebooks.06_jump_and_retrain.poor_epochs": 1, "notebooks.06_jump_and_retrain.jump_steps": [0.5, 1.0],
+    "notebooks.06_jump_and_retrain.jump_seeds": [0], "notebooks.06_jump_and_retrain.retrain_epochs": 2,
+    "notebooks.06_jump_and_retrain.loss_samples": 32, "notebooks.06_jump_and_retrain.knn": 3,
+}
+
+
+@pytest.mark.pipeline
+def test_full_profile_code_path_at_toy_size(tmp_path):
+    """Every notebook through the full profile's code path (CIFAR-10, 2-D ResNets, the full
+    profile's settings) with sizes overridden down, on a synthetic archive in the official format."""
+    from lsutils import data as lsdata
+    from lsutils.config import load_profile
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_data import _official_archive
+
+    data = tmp_path / "data"
+    (data / "raw").mkdir(parents=True)
+    _, md5 = _official_archive(data / "raw" / lsdata.CIFAR10_ARCHIVE, n_per_batch=16, n_test=32)
+    full = load_profile("full", overrides=FULL_AT_TOY_SIZE)
+    assert full.section("01_train_resnets").dataset == "cifar10" and full.gpu_sized
+    sets = [a for k, v in FULL_AT_TOY_SIZE.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    proc = _cli("run", "--profile", "full", "--no-build", "--book-dir", str(tmp_path / "book"), *sets,
+                env_extra={"LSUTILS_DATA": str(data), lsdata.CIFAR10_MD5_ENV: md5}, timeout=1800)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = data / "runs" / "full"
+    meta = json.loads((runs / "resnets" / "resnet20_skip_seed0" / "final.json.meta.json").read_text())
+    assert meta["params"]["model"]["dim"] == 2 and meta["params"]["data"]["name"] == "cifar10"
+    assert meta["params"]["data"]["n_train"] == 64
+    assert {p.name for p in (runs / "topology").iterdir()} >= {"summaries.json", "planes"}
+    assert (runs / "jump_retrain" / "summary.json").is_file()

@@ -73,3 +73,32 @@ def test_environment_yml_matches_pyproject():
             if name not in ("python", "pip", "nodejs"):
                 listed[name] = _spec(req)
     assert listed == wanted
+
+
+def _code(nb) -> str:
+    return "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
+
+
+# what building an artifact's location by hand looks like: folders, file names, file-name patterns
+_PATHS = re.compile(r"stage_dir|run_dir_for|run_path|data/runs|LSUTILS_DATA|\bartifacts\.|"
+                    r"\.(?:pt|npz|json|vti|ipynb)\b[\"']|_seed\{|/\s*f?[\"']\w")
+_PRIVATE = re.compile(r"^\s*(?:from\s+lsutils\S*\s+import\s+.*\b_\w+|import\s+lsutils\S*\._)|lsutils\.\w*\._", re.M)
+_SET_ATTR = re.compile(r"^\s*(?!self\.)[A-Za-z_]\w*(?:\[[^\]]*\])*(?:\.\w+)+\s*(?:[-+*/]?=)(?!=)", re.M)
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_ask_by_meaning(nb):
+    """No artifact path or file-name pattern, no private import, no attribute set on a library
+    object from outside: a chapter asks the catalog for what it needs."""
+    code = _code(nb)
+    assert not _PATHS.findall(code), _PATHS.findall(code)
+    assert not _PRIVATE.findall(code), _PRIVATE.findall(code)
+    assert not _SET_ATTR.findall(code), _SET_ATTR.findall(code)
+
+
+def test_the_scan_finds_what_it_forbids():
+    assert _PATHS.search('path = artifacts.stage_dir(profile, "hessian") / f"{name}.pt"')
+    assert _PATHS.search('load_report(hess / f"{spec.name}_seed{row[\'seed\']}.pt", obj)')
+    assert _PRIVATE.search("from lsutils.landscape import _stack")
+    assert _SET_ATTR.search("obj.chunk_size = pinn_chunk")
+    assert not _SET_ATTR.search("x == y.z") and not _PATHS.search("catalog.curvature(m)")
