@@ -59,7 +59,6 @@ STAGES: dict[str, str] = {
     "landscapes": "04_landscapes",
     "topology": "05_topology",
     "jump_retrain": "06_jump_and_retrain",
-    "global": "07_global",
 }
 
 SIDECAR_SUFFIX = ".meta.json"

@@ -41,7 +41,7 @@ from .directions import eigen_plane, pca_directions, random_direction
 from .landscape import Landscape, eigen_length, evaluate_grid, grid_axes, interpolate, load_landscape, to_vti
 from .models import ResNetSpec
 from .objectives import ClassifierObjective, Objective
-from .train import TrainRun, train_or_load, trajectory
+from .train import TrainRun, run_dir_for, train_or_load, trajectory
 from .trajectories import JumpRun, jump_and_retrain
 
 __all__ = ["Catalog", "TrainedModel", "SLICES"]
@@ -151,7 +151,7 @@ class Catalog:
         out = []
         for label, spec in self.resnet_specs().items():
             for seed in s.seeds if seeds is None else seeds:
-                run_dir = self.paths("resnets") / f"{spec.name}_seed{seed}"
+                run_dir = run_dir_for(self.name, spec.name, seed)
                 if not artifacts.exists(run_dir / "final.json"):
                     self._announce("resnets", "trained ResNets")
                 run = train_or_load(spec, self.dataset, config, seed=seed, run_dir=run_dir, device=self.device,

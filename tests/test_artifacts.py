@@ -204,6 +204,6 @@ def test_unknown_stage_lists_the_stages():
 
 
 def test_remove(data_root):
-    path = artifacts.save_json(artifacts.stage_dir("smoke", "global") / "z.json", [1])
+    path = artifacts.save_json(artifacts.stage_dir("smoke", "topology") / "z.json", [1])
     artifacts.remove(path)
     assert not path.exists() and not artifacts.sidecar_path(path).exists()
