@@ -220,6 +220,39 @@ def train_classifier(spec: ModelSpec, data: Dataset, config: TrainConfig, *, see
     """
     device = torch.device(device)
     ident = _identity(spec, data, config, seed, init)
+    model, opt, gen, history, start_epoch = _start(spec, data, config, seed=seed, run_dir=run_dir, device=device,
+                                                   init=init, ident=ident, profile=profile)
+    x_tr, y_tr = data.x_train.to(device), data.y_train.to(device)
+    x_te, y_te = data.x_test.to(device), data.y_test.to(device)
+    last = config.epochs if stop_after is None else min(config.epochs, stop_after)
+    t0 = time.perf_counter()
+    bar = progress_bar(range(start_epoch, last), desc=getattr(spec, "name", "model") + f" seed {seed}",
+                       enabled=progress, leave=False, initial=start_epoch, total=config.epochs)
+    for epoch in bar:
+        lr = lr_at(epoch, config)
+        train_loss, train_acc = _train_epoch(model, opt, gen, x_tr, y_tr, config, lr,
+                                             where=(run_dir.name, epoch))
+        test_loss, test_acc = evaluate(model, x_te, y_te, config.eval_batch_size)
+        for k, v in (("lr", lr), ("train_loss", train_loss), ("train_acc", train_acc),
+                     ("test_loss", test_loss), ("test_acc", test_acc)):
+            history[k].append(v)
+        bar.set_postfix(test_acc=f"{test_acc:.3f}", loss=f"{train_loss:.3f}")
+        _save_epoch(run_dir, epoch + 1, model, opt, gen, history, (test_loss, test_acc),
+                    ident=ident, seed=seed, profile=profile)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    if last == config.epochs:
+        artifacts.save_json(run_dir / "final.json", {"history": history, "seconds": seconds},
+                            params=ident, seed=seed, profile=profile,
+                            extra={"test_acc": history["test_acc"][-1], "device": str(device)})
+    return TrainRun(model.eval(), history, run_dir, seconds)
+
+
+def _start(spec: ModelSpec, data: Dataset, config: TrainConfig, *, seed: int, run_dir: Path, device: torch.device,
+           init: Mapping[str, Tensor] | None, ident: dict[str, Any], profile: str | None
+           ) -> tuple[nn.Module, torch.optim.Optimizer, torch.Generator, dict[str, list[float]], int]:
+    """The model, optimizer, generator and history to train from: resumed from the last finished
+    epoch of a matching partial run, else fresh (the initialisation saved as epoch 0)."""
     torch.manual_seed(seed)
     model = spec.build().to(device)
     if init is not None:
@@ -229,69 +262,59 @@ def train_classifier(spec: ModelSpec, data: Dataset, config: TrainConfig, *, see
     gen = torch.Generator().manual_seed(seed)
     history: dict[str, list[float]] = {k: [] for k in
                                        ("lr", "train_loss", "train_acc", "test_loss", "test_acc")}
-    start_epoch = 0
     resume = run_dir / "resume.pt"
     if artifacts.exists(resume) and artifacts.read_meta(resume)["params"] == ident:
         state = artifacts.load_torch(resume)
-        start_epoch = state["epoch"]
-        model.load_state_dict(artifacts.load_torch(_epoch_path(run_dir, start_epoch))["state"])
+        model.load_state_dict(artifacts.load_torch(_epoch_path(run_dir, state["epoch"]))["state"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
-        history = state["history"]
-    else:
-        shutil.rmtree(run_dir, ignore_errors=True)  # a stale or foreign run: start clean
-        x0, y0 = data.x_test.to(device), data.y_test.to(device)
-        artifacts.save_torch(_epoch_path(run_dir, 0), {"state": model.state_dict(), "epoch": 0,
-                                                       "test": evaluate(model, x0, y0, config.eval_batch_size)},
-                             params=ident, seed=seed, profile=profile)
-    x_tr, y_tr = data.x_train.to(device), data.y_train.to(device)
-    x_te, y_te = data.x_test.to(device), data.y_test.to(device)
-    n = len(x_tr)
-    last = config.epochs if stop_after is None else min(config.epochs, stop_after)
-    t0 = time.perf_counter()
-    bar = progress_bar(range(start_epoch, last), desc=getattr(spec, "name", "model") + f" seed {seed}",
-                       enabled=progress, leave=False, initial=start_epoch, total=config.epochs)
-    for epoch in bar:
-        lr = lr_at(epoch, config)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        model.train()
-        order = torch.randperm(n, generator=gen).to(device)
-        tot_loss, tot_correct = 0.0, 0
-        for i in range(0, n, config.batch_size):
-            idx = order[i:i + config.batch_size]
-            xb, yb = x_tr[idx], y_tr[idx]
-            if config.augment:
-                xb = augment_batch(xb, config.pad, gen)
-            out = model(xb)
-            loss = F.cross_entropy(out, yb)
-            check_finite(run_dir.name, f"epoch {epoch + 1}, step {i // config.batch_size + 1}", float(loss.detach()),
-                         hint=f"the learning rate ({lr:g}) is likely too large")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot_loss += float(loss.detach()) * len(idx)
-            tot_correct += int((out.argmax(1) == yb).sum())
-        check_finite(run_dir.name, f"the end of epoch {epoch + 1}", tot_loss / n, model,
-                     hint=f"the learning rate ({lr:g}) is likely too large")
-        test_loss, test_acc = evaluate(model, x_te, y_te, config.eval_batch_size)
-        for k, v in (("lr", lr), ("train_loss", tot_loss / n), ("train_acc", tot_correct / n),
-                     ("test_loss", test_loss), ("test_acc", test_acc)):
-            history[k].append(v)
-        bar.set_postfix(test_acc=f"{test_acc:.3f}", loss=f"{tot_loss / n:.3f}")
-        artifacts.save_torch(_epoch_path(run_dir, epoch + 1),
-                             {"state": model.state_dict(), "epoch": epoch + 1, "test": (test_loss, test_acc)},
-                             params=ident, seed=seed, profile=profile)
-        artifacts.save_torch(resume, {"epoch": epoch + 1, "optimizer": opt.state_dict(),
-                                      "generator": gen.get_state(), "history": history},
-                             params=ident, seed=seed, profile=profile)
-    bar.close()
-    seconds = time.perf_counter() - t0
-    if last == config.epochs:
-        artifacts.save_json(run_dir / "final.json", {"history": history, "seconds": seconds},
-                            params=ident, seed=seed, profile=profile,
-                            extra={"test_acc": history["test_acc"][-1], "device": str(device)})
-    return TrainRun(model.eval(), history, run_dir, seconds)
+        return model, opt, gen, state["history"], state["epoch"]
+    shutil.rmtree(run_dir, ignore_errors=True)  # a stale or foreign run: start clean
+    x0, y0 = data.x_test.to(device), data.y_test.to(device)
+    artifacts.save_torch(_epoch_path(run_dir, 0), {"state": model.state_dict(), "epoch": 0,
+                                                   "test": evaluate(model, x0, y0, config.eval_batch_size)},
+                         params=ident, seed=seed, profile=profile)
+    return model, opt, gen, history, 0
+
+
+def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, x: Tensor, y: Tensor,
+                 config: TrainConfig, lr: float, *, where: tuple[str, int]) -> tuple[float, float]:
+    """One pass of SGD at learning rate ``lr`` over ``(x, y)`` in the generator's order, with
+    augmentation; the running mean loss and accuracy. Raises :class:`TrainingDiverged`."""
+    run, epoch = where
+    for group in opt.param_groups:
+        group["lr"] = lr
+    model.train()
+    n = len(x)
+    order = torch.randperm(n, generator=gen).to(x.device)
+    tot_loss, tot_correct = 0.0, 0
+    hint = f"the learning rate ({lr:g}) is likely too large"
+    for i in range(0, n, config.batch_size):
+        idx = order[i:i + config.batch_size]
+        xb, yb = x[idx], y[idx]
+        if config.augment:
+            xb = augment_batch(xb, config.pad, gen)
+        out = model(xb)
+        loss = F.cross_entropy(out, yb)
+        check_finite(run, f"epoch {epoch + 1}, step {i // config.batch_size + 1}", float(loss.detach()), hint=hint)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        tot_loss += float(loss.detach()) * len(idx)
+        tot_correct += int((out.argmax(1) == yb).sum())
+    check_finite(run, f"the end of epoch {epoch + 1}", tot_loss / n, model, hint=hint)
+    return tot_loss / n, tot_correct / n
+
+
+def _save_epoch(run_dir: Path, epoch: int, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
+                history: dict[str, list[float]], test: tuple[float, float], *, ident: dict[str, Any], seed: int,
+                profile: str | None) -> None:
+    """The weights after ``epoch`` (the trajectory) and what a resume needs, both atomically."""
+    artifacts.save_torch(_epoch_path(run_dir, epoch), {"state": model.state_dict(), "epoch": epoch, "test": test},
+                         params=ident, seed=seed, profile=profile)
+    artifacts.save_torch(run_dir / "resume.pt", {"epoch": epoch, "optimizer": opt.state_dict(),
+                                                 "generator": gen.get_state(), "history": history},
+                         params=ident, seed=seed, profile=profile)
 
 
 def load_run(spec: ModelSpec, run_dir: Path, device: torch.device | str = "cpu") -> TrainRun:
@@ -329,7 +352,7 @@ def run_dir_for(profile: str, name: str, seed: int) -> Path:
 
 def summary_table(runs: dict[str, list[TrainRun]]) -> list[dict[str, Any]]:
     """Per variant: final test accuracy (%) and loss as mean and standard deviation over
-    seeds (the sample standard deviation; 0 for one seed), best epoch, seconds per run."""
+    seeds (the sample standard deviation; 0 for one seed), final training accuracy, seconds per run."""
     import numpy as np
 
     rows = []
