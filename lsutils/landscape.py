@@ -161,58 +161,70 @@ def evaluate_grid(objective: Objective, directions: Sequence[Mapping[str, Tensor
               **dict(meta or {})}
     if path is not None and artifacts.matches(path, params):
         return load_landscape(path)  # finished before, with exactly these inputs
-    values: dict[str, np.ndarray] = {}
-    done = np.zeros(len(pts), dtype=bool)
     partial = _partial_path(path) if path is not None else None
-    if partial is not None and artifacts.matches(partial, params):
-        saved = artifacts.load_npz(partial)
-        done = saved.pop("done").astype(bool)
-        values = {k[2:]: v for k, v in saved.items() if k.startswith("v_")}
+    done, values = _resume(partial, params, len(pts))
     # Blocks are fixed on the global point index, so a resumed grid evaluates exactly the
     # blocks (and vmap reductions) an uninterrupted one does: identical results, bit for bit.
     blocks = [np.arange(s, min(s + chunk, len(pts))) for s in range(0, len(pts), chunk)]
     blocks = [b for b in blocks if not done[b].all()]
     if max_points is not None:
         blocks = blocks[:max(1, max_points // chunk)]
-    coeffs = torch.as_tensor(pts, dtype=o[names[0]].dtype, device=dev)
-    last_save = time.perf_counter()
 
     def checkpoint() -> None:
         if partial is not None:
             artifacts.save_npz(partial, {"done": done, **{f"v_{k}": v for k, v in values.items()}},
                                params=params, profile=profile)
 
+    coeffs = torch.as_tensor(pts, dtype=o[names[0]].dtype, device=dev)
     bar = progress_bar(total=sum(map(len, blocks)), desc=f"grid {'x'.join(map(str, shape))}",
                        enabled=progress, leave=False)
+    last_save = time.perf_counter()
     with torch.no_grad():
         for idx in blocks:
             out = objective.batched_evaluate(_stack(o, ds, coeffs[idx]), chunk_size=len(idx), metrics=metrics)
-            for key, val in out.items():
-                if key not in values:
-                    values[key] = np.full(len(pts), np.nan)
-                values[key][idx] = val.double().cpu().numpy()
+            for name, val in out.items():
+                values.setdefault(name, np.full(len(pts), np.nan))[idx] = val.double().cpu().numpy()
             done[idx] = True
             bar.update(len(idx))
             if time.perf_counter() - last_save > checkpoint_seconds:
                 checkpoint()
                 last_save = time.perf_counter()
     bar.close()
-    loss = values.get("loss", np.full(len(pts), np.nan))
-    land = Landscape(axes=[np.asarray(a) for a in axes],
+    land = _landscape(axes, values, done, describe, meta, shape)
+    if not done.all():
+        checkpoint()
+    elif path is not None:
+        _save(path, partial, land, params, profile)
+    return land
+
+
+def _resume(partial: Path | None, params: dict[str, Any], n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Which of ``n`` points are done and their values: from a checkpoint made with exactly
+    ``params``, else none."""
+    if partial is not None and artifacts.matches(partial, params):
+        saved = artifacts.load_npz(partial)
+        return saved.pop("done").astype(bool), {k[2:]: v for k, v in saved.items() if k.startswith("v_")}
+    return np.zeros(n, dtype=bool), {}
+
+
+def _landscape(axes: Sequence[np.ndarray], values: dict[str, np.ndarray], done: np.ndarray, describe: list[str],
+               meta: Mapping[str, Any] | None, shape: tuple[int, ...]) -> Landscape:
+    """The grid's values shaped like the grid, non-finite ones as NaN and counted."""
+    loss = values.get("loss", np.full(len(done), np.nan))
+    return Landscape(axes=[np.asarray(a) for a in axes],
                      values={k: np.where(np.isfinite(v), v, np.nan).reshape(shape) for k, v in values.items()},
                      directions=describe, n_nonfinite=int((~np.isfinite(loss[done])).sum()),
                      meta=dict(meta or {}))
-    if not done.all():
-        checkpoint()
-        return land
-    if path is not None:
-        arrays = {f"axis_{i}": a for i, a in enumerate(land.axes)}
-        arrays.update({f"v_{k}": v for k, v in land.values.items()})
-        artifacts.save_npz(path, arrays, params=params, profile=profile,
-                           extra={"n_nonfinite": land.n_nonfinite, "shape": list(shape)})
-        if partial is not None:
-            artifacts.remove(partial)
-    return land
+
+
+def _save(path: Path, partial: Path | None, land: Landscape, params: dict[str, Any], profile: str | None) -> None:
+    """A finished grid, atomically, and its checkpoint removed."""
+    arrays = {f"axis_{i}": a for i, a in enumerate(land.axes)}
+    arrays.update({f"v_{k}": v for k, v in land.values.items()})
+    artifacts.save_npz(path, arrays, params=params, profile=profile,
+                       extra={"n_nonfinite": land.n_nonfinite, "shape": list(land.shape)})
+    if partial is not None:
+        artifacts.remove(partial)
 
 
 def eigen_length(objective: Objective, vectors: Sequence[Mapping[str, Tensor]], rise: float, span: float = 1.0,
