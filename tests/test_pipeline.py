@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -284,3 +285,29 @@ def test_full_profile_code_path_at_toy_size(tmp_path):
     assert meta["params"]["data"]["n_train"] == 64
     assert {p.name for p in (runs / "topology").iterdir()} >= {"summaries.json", "planes"}
     assert (runs / "jump_retrain" / "summary.json").is_file()
+
+
+@pytest.mark.pipeline
+def test_jump_sidecars_record_the_recipes_the_networks_were_trained_with(smoke_chain):
+    """Chapter 6's artifacts record the settings actually used: each network's jumps carry its
+    own training recipe (the well network's from chapter 1, the poor one's without weight decay
+    and augmentation), and the poor network's run carries its recipe too."""
+    from lsutils import artifacts
+    from lsutils.config import load_profile
+
+    proc, _, chain = smoke_chain
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    p = load_profile("smoke")
+    well = p.section("01_train_resnets").train_config()
+    poor = p.section("06_jump_and_retrain").poor_config(well)
+    stage = chain / "runs" / "smoke" / "jump_retrain"
+    trained = artifacts.read_meta(stage / "poor" / "trained" / "final.json")["params"]["train"]
+    assert trained == dataclasses.asdict(poor) and trained["weight_decay"] == 0.0 and not trained["augment"]
+    for network, recipe in (("well", well), ("poorly", poor)):
+        jumps = artifacts.read_meta(stage / network / "jumps" / "jumps.json")["params"]["config"]
+        expected = p.section("06_jump_and_retrain").jump_config(recipe)
+        assert jumps == {**dataclasses.asdict(expected), "steps": list(expected.steps), "seeds": list(expected.seeds)}
+        assert (jumps["weight_decay"], jumps["augment"]) == (recipe.weight_decay, recipe.augment)
+    summary = artifacts.read_meta(stage / "summary.json")["params"]["jumps"]
+    assert summary["well-generalizing"]["weight_decay"] == well.weight_decay
+    assert summary["poorly-generalizing"]["weight_decay"] == 0.0
