@@ -206,6 +206,9 @@ class JumpRetrainParams:
     loss_samples: int = _spec(1000, lo=1, doc="training samples for the loss at every saved point")
     knn: int = _spec(5, lo=2, doc="neighbours in PHATE and in the homology graph")
     max_stack_mb: int = _spec(1024, lo=1, doc="project parameter vectors when their matrix is larger (MB)")
+    min_acc_gap: float = _spec(0.0, lo=-100.0, hi=100.0,
+                               doc="asserted: the well network's test accuracy exceeds the poor one's by more "
+                                   "than this (points; -100: no check)")
 
     @property
     def n_points(self) -> int:
@@ -292,9 +295,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     try:
         return cls(**{k: check_value(f"{where}.{k}", v, fields[k]) for k, v in raw.items()})
     except SettingError as err:
-        if str(err).startswith(where):
-            raise
-        raise ProfileError(f"{where}.{err}") from None
+        raise ProfileError(str(err) if str(err).startswith(where) else f"{where}.{err}") from None
 
 
 def section_from(stem: str, values: Mapping[str, Any]) -> Any:
