@@ -223,6 +223,14 @@ def test_each_notebook_runs_alone(stem, smoke_chain, tmp_path):
     run = _cli("run", "--profile", "smoke", "--only", stem, "--no-build", "--book-dir", str(tmp_path / "book"),
                env_extra={"LSUTILS_DATA": str(alone)}, timeout=1800)
     assert run.returncode == 0, run.stdout + run.stderr
+    executed = nbformat.read(tmp_path / "book" / "notebooks" / f"{stem}.ipynb", as_version=4)
+    said = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    upstream = {"03_hessian": ["01_train_resnets", "02_train_pinns"],
+                "04_landscapes": ["01_train_resnets", "02_train_pinns", "03_hessian"],
+                "05_topology": ["01_train_resnets", "02_train_pinns", "03_hessian", "04_landscapes"],
+                "06_jump_and_retrain": ["01_train_resnets"]}.get(stem, [])
+    for owner in upstream:  # each missing upstream stage is announced once, naming its chapter
+        assert said.count(f"producing it with {owner}'s settings") == 1, (owner, said)
     from lsutils.artifacts import STAGES
     own = next(stage for stage, nb in STAGES.items() if nb == stem)
     files = sorted(p.relative_to(alone) for p in (alone / "runs").rglob("*") if p.is_file())
