@@ -175,6 +175,12 @@ def test_smoke_chain_and_book_build(smoke_chain):
     assert external == set(), external
     css = re.compile(r"url\(['\"]?(?:https?:)?//|@import\s+['\"]?(?:url\()?['\"]?https?://")
     assert not [p for p in html.rglob("*.css") if css.search(p.read_text(errors="ignore"))]
+    # every {cite} of the landing page resolves to an entry of the bibliography, which links arXiv
+    cites = len(re.findall(r"\{cite\}`", (ROOT / "book" / "intro.md").read_text()))
+    landing = (html / "intro.html").read_text()
+    assert cites >= 7 and landing.count('class="bibtex-citation"') == cites
+    assert landing.count('href="bibliography.html#') == cites
+    assert "https://arxiv.org/abs/2411.09807" in (html / "bibliography.html").read_text()
     chapter = (html / "notebooks" / "02_train_pinns.html").read_text()
     assert "../_static/../mathjax/tex-chtml.js" in chapter
     assert "colab.research.google.com" in chapter  # the badge
