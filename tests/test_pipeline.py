@@ -164,6 +164,8 @@ def test_smoke_chain_and_book_build(smoke_chain):
         executed = nbformat.read(book / "notebooks" / nb.name, as_version=4)
         errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors
+        shown = json.dumps([c.get("outputs", []) for c in executed.cells])
+        assert str(data_root) not in shown, f"{nb.stem} shows a path of this machine's data folder"
         assert (book / "_build" / "html" / "notebooks" / f"{nb.stem}.html").is_file()
     html = book / "_build" / "html"
     assert (html / "index.html").is_file()
