@@ -46,6 +46,9 @@ from .trajectories import JumpRun, jump_and_retrain
 
 __all__ = ["Catalog", "TrainedModel", "SLICES"]
 
+#: the summary file of each chapter that writes one, by stage.
+SUMMARIES: dict[str, str] = {"topology": "summaries.json", "jump_retrain": "summary.json"}
+
 #: chapter 4's landscapes of every model: (kind, dimensions).
 SLICES: tuple[tuple[str, int], ...] = (("random", 2), ("hessian", 2), ("hessian", 3))
 
@@ -339,13 +342,7 @@ class Catalog:
     # ------------------------------------------------------------------ summaries
     def save_summary(self, stage: str, obj: Any, *, params: dict[str, Any]) -> Path:
         """Write a chapter's summary (what readers and later chapters load) for ``stage``."""
-        names = {"topology": "summaries.json", "jump_retrain": "summary.json"}
-        if stage not in names:
-            raise ValueError(f"stage = {stage!r}; allowed: {', '.join(names)}")
-        return artifacts.save_json(self.paths(stage) / names[stage], obj, params=params, seed=self.seed,
+        if stage not in SUMMARIES:
+            raise ValueError(f"stage = {stage!r}; allowed: {', '.join(SUMMARIES)}")
+        return artifacts.save_json(self.paths(stage) / SUMMARIES[stage], obj, params=params, seed=self.seed,
                                    profile=self.name)
-
-    def summary(self, stage: str) -> Any:
-        """A chapter's saved summary (``topology`` or ``jump_retrain``)."""
-        names = {"topology": "summaries.json", "jump_retrain": "summary.json"}
-        return artifacts.load_json(self.paths(stage) / names[stage])
