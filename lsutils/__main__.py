@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             from .config import parse_overrides
             pipeline.run_pipeline(args.profile, only=args.only, start=args.start, force=args.force,
                                   build=not args.no_build, book_dir=args.book_dir,
-                                  progress=sys.stderr.isatty(), overrides=parse_overrides(args.set))
+                                  progress=sys.stdout.isatty(), overrides=parse_overrides(args.set))
         elif args.command == "build":
             pipeline.build_book(args.book_dir)
         else:

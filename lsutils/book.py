@@ -24,7 +24,8 @@ import yaml
 
 from .paths import repo_root
 
-__all__ = ["repository", "colab_url", "badge_markdown", "install_source", "sync_notebook_links"]
+__all__ = ["repository", "colab_url", "badge_markdown", "install_source", "sync_notebook_links",
+           "built_profile", "scale_statement"]
 
 _BADGE_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="112" height="20" role="img">'
@@ -108,3 +109,62 @@ def sync_notebook_links(notebooks: list[Path] | None = None, *, check: bool = Fa
             if not check:
                 path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return changed
+
+
+_DATA = {"mnist1d": "MNIST-1D (40-sample 1-D signals, 10 classes, generated locally)",
+         "cifar10": "CIFAR-10 (32x32 colour images, 10 classes)"}
+
+
+def built_profile(book_dir: Path) -> str | None:
+    """The profile the executed chapters in ``book_dir/notebooks`` ran with (None when none ran)."""
+    import re
+
+    for path in sorted((book_dir / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+                m = re.search(r"^profile = ['\"](\w+)['\"]", "".join(cell["source"]), re.M)
+                if m:
+                    return m.group(1)
+    return None
+
+
+def scale_statement(profile: str | None) -> str:
+    """The landing page's note on what the reader sees: this site's profile and data beside
+    the papers' scale (the ``full`` profile).
+
+    Example:
+        >>> scale_statement("smoke").splitlines()[3].startswith("This site was built with the **smoke** profile")
+        True
+    """
+    from .config import load_profile
+
+    head = ":::{admonition} What you are looking at\n:class: note\n"
+    if profile is None:
+        return head + "No chapter has been run for this build yet: `make book` runs them.\n:::\n"
+    here, paper = load_profile(profile), load_profile("full")
+
+    def p(prof, stem: str) -> dict:
+        return prof.notebook_params(stem)
+
+    def row(what: str, stem: str, show) -> str:
+        return f"| {what} | {show(p(here, stem))} | {show(p(paper, stem))} |"
+
+    rows = [
+        row("data", "01_train_resnets", lambda q: _DATA.get(q["dataset"], q["dataset"])),
+        row("ResNet-20 runs", "01_train_resnets",
+            lambda q: f"{len(q['seeds'])} seeds x 2 variants, {q['epochs']} epochs"),
+        row("PINN runs", "02_train_pinns",
+            lambda q: f"{len(q['betas'])} values of beta x {len(q['seeds'])} seeds, "
+                      f"{q['adam_steps']} Adam + {q['lbfgs_steps']} L-BFGS steps"),
+        row("Hessian", "03_hessian", lambda q: f"{q['n_samples']} samples, top {q['top_k']} eigenvalues"),
+        row("2-D / 3-D landscapes", "04_landscapes",
+            lambda q: f"{q['resolution_2d']}x{q['resolution_2d']} planes, {q['resolution_3d']}^3 blocks"),
+        row("topology comparison", "05_topology",
+            lambda q: f"{q['compare_resolution']}x{q['compare_resolution']} planes per model"),
+    ]
+    desc = here.description.rstrip(".")
+    return (head + "\n" + f"This site was built with the **{profile}** profile: {desc}. "
+            "Its numbers are this scale's, not the papers': each chapter sets them beside the "
+            "published ones and says which findings carry over. The `full` profile runs the papers' "
+            "scale on a GPU (see *Running this book*).\n\n"
+            f"| | this site ({profile}) | papers' scale (full) |\n|:--|:--|:--|\n" + "\n".join(rows) + "\n:::\n")

@@ -31,11 +31,13 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, TextIO
 
 from . import artifacts
+from .book import built_profile, scale_statement
+from .display import BOOK_ENV
 from .config import OVERRIDES_ENV, Profile, active_overrides, load_profile
 from .paths import data_root, repo_root
 
 __all__ = ["NotebookFailed", "BookBuildError", "discover_notebooks", "select_notebooks",
-           "run_notebook", "run_pipeline", "build_book", "sweep_partial_files", "failed_copy_path"]
+           "run_notebook", "run_pipeline", "build_book", "finish_page", "sweep_partial_files", "failed_copy_path"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -134,14 +136,19 @@ def _failure_message(nb: Path, err: Exception, failed_copy: Path) -> str:
     return "\n".join(lines)
 
 
-def run_notebook(nb: Path, profile: Profile, book_dir: Path, *, progress: bool = False) -> NotebookResult:
+def run_notebook(nb: Path, profile: Profile, book_dir: Path, *, progress: bool = False,
+                 out: TextIO = sys.stdout) -> NotebookResult:
     """Execute one notebook with the profile's parameters into ``book_dir/notebooks``.
+
+    With ``progress``, a status line on ``out`` shows the running cell out of how many and
+    the time elapsed (refreshed every few seconds, also inside a long cell).
 
     Raises:
         NotebookFailed: the notebook raised (the executed copy is kept in a
             temporary folder, never in the book).
     """
     import papermill as pm
+    from traitlets.config import Config
 
     params = profile.notebook_params(nb.stem)
     dest = book_dir / "notebooks" / nb.name
@@ -153,10 +160,15 @@ def run_notebook(nb: Path, profile: Profile, book_dir: Path, *, progress: bool =
     # Progress bars belong on a terminal, not in the book's pages: the kernels that
     # papermill starts inherit this and run their loops without bars.
     os.environ["TQDM_DISABLE"] = "1"
+    os.environ[BOOK_ENV] = "1"  # figures and interactive plots render for the site
+    # The kernel talks to papermill over local sockets (IPC), not unencrypted TCP.
+    config = Config({"KernelManager": {"transport": "ipc", "ip": str(work / "kernel")}})
+    bar = {"disable": not progress, "file": out, "desc": f"  {nb.stem}", "leave": False,
+           "bar_format": "{desc}: cell {n_fmt}/{total_fmt}, {elapsed} elapsed"}
     try:
-        with _stderr_to(log):  # the kernel's own chatter and tracebacks go to its log
+        with _stderr_to(log), _ticking(progress):  # the kernel's own chatter and tracebacks go to its log
             pm.execute_notebook(str(nb), str(tmp_out), parameters=params, kernel_name="python3",
-                                progress_bar=progress, cwd=str(nb.parent), start_timeout=120)
+                                progress_bar=bar, cwd=str(nb.parent), start_timeout=120, config=config)
     except Exception as err:  # papermill wraps kernel errors; keep every detail
         kept = failed_copy_path(profile.name, nb)
         kept.parent.mkdir(parents=True, exist_ok=True)
@@ -166,12 +178,40 @@ def run_notebook(nb: Path, profile: Profile, book_dir: Path, *, progress: bool =
             shutil.move(str(log), kept.with_suffix(".log"))
         raise NotebookFailed(_failure_message(nb, err, kept)) from None
     else:
-        _hide_default_parameters(tmp_out)
+        finish_page(tmp_out)
         shutil.move(str(tmp_out), dest)
     finally:
+        os.environ.pop(BOOK_ENV, None)
         shutil.rmtree(work, ignore_errors=True)
         sweep_partial_files(data_root() / "runs" / profile.name)
     return NotebookResult(nb.stem, time.perf_counter() - start, dest)
+
+
+@contextlib.contextmanager
+def _ticking(enabled: bool, every: float = 5.0) -> Iterator[None]:
+    """Redraw the open progress bars every ``every`` seconds, so the elapsed time moves
+    while one long cell runs."""
+    if not enabled:
+        yield
+        return
+    import threading
+
+    from tqdm.std import tqdm
+
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every):
+            for bar in list(getattr(tqdm, "_instances", ())):
+                bar.refresh()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @contextlib.contextmanager
@@ -192,16 +232,74 @@ def _stderr_to(path: Path) -> Iterator[None]:
         os.close(saved)
 
 
-def _hide_default_parameters(executed: Path) -> None:
-    """In the book, show the parameters the run used (papermill's injected cell), not
-    the notebook's defaults they replaced."""
+_ASSIGN = re.compile(r"^(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<value>[^#]*?)\s*(?:#\s*(?P<meaning>.*))?$")
+
+
+def _parameter_lines(source: str) -> dict[str, tuple[Any, str]]:
+    """``name -> (value, meaning)`` from a parameters cell of ``name = value  # meaning`` lines."""
+    import ast
+
+    found = {}
+    for line in source.splitlines():
+        m = _ASSIGN.match(line.strip())
+        if m:
+            try:
+                value = ast.literal_eval(m["value"])
+            except (ValueError, SyntaxError):
+                value = m["value"]
+            found[m["name"]] = (value, (m["meaning"] or "").strip())
+    return found
+
+
+def finish_page(executed: Path) -> None:
+    """Turn an executed notebook into a book page.
+
+    * The parameters the run used (papermill's injected cell) are shown as a table with
+      their meaning (the comments of the notebook's parameters cell) and the default they
+      replaced; both code cells are hidden.
+    * A figure shown by :func:`lsutils.display.figure` becomes a numbered figure: its
+      caption and name go into the cell's ``mystnb.figure`` metadata, its alternative text
+      into ``mystnb.image``, and the caption printed for notebook readers is dropped.
+    """
+    from .display import FIGURE_KEY, parameters_table
+
     nb = json.loads(executed.read_text())
-    tags = [c.get("metadata", {}).get("tags", []) for c in nb["cells"]]
-    if any("injected-parameters" in t for t in tags):
-        for cell, t in zip(nb["cells"], tags):
-            if "parameters" in t and "remove-cell" not in t:
-                cell.setdefault("metadata", {})["tags"] = t + ["remove-cell"]
-        executed.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
+    cells = nb["cells"]
+    tags = [c.setdefault("metadata", {}).setdefault("tags", []) for c in cells]
+    defaults = next((c for c, t in zip(cells, tags) if "parameters" in t), None)
+    injected = next((c for c, t in zip(cells, tags) if "injected-parameters" in t), None)
+    if defaults is not None:
+        declared = _parameter_lines("".join(defaults["source"]))
+        shown = injected if injected is not None else defaults
+        used = {k: v for k, (v, _) in _parameter_lines("".join(shown["source"])).items()}
+        used = {**{k: v for k, (v, _) in declared.items()}, **used}
+        text = parameters_table(used, {k: m for k, (_, m) in declared.items()},
+                                {k: v for k, (v, _) in declared.items()})
+        shown["outputs"] = [{"output_type": "display_data", "metadata": {},
+                             "data": {"text/markdown": text, "text/plain": text}}]
+        shown["metadata"]["tags"] = sorted(set(shown["metadata"]["tags"]) | {"remove-input"})
+        if injected is not None:
+            defaults["metadata"]["tags"] = sorted(set(defaults["metadata"]["tags"]) | {"remove-cell"})
+    for cell in cells:
+        figs = [o for o in cell.get("outputs", []) if FIGURE_KEY in o.get("metadata", {})]
+        if len(figs) != 1:
+            continue  # none, or several in one cell: captions stay as printed
+        spec = figs[0]["metadata"][FIGURE_KEY]["figure"]
+        cell["outputs"].remove(figs[0])
+        mystnb = cell["metadata"].setdefault("mystnb", {})
+        mystnb["figure"] = {"caption": spec["caption"], "name": spec["name"]}
+        mystnb["image"] = {"alt": spec["alt"]}
+    executed.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
+
+
+def _plotly_source() -> Path | None:
+    """plotly.js as shipped in the installed plotly package (None without plotly)."""
+    try:
+        import plotly
+    except ImportError:
+        return None
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    return path if path.is_file() else None
 
 
 def _mathjax_source() -> Path:
@@ -227,6 +325,13 @@ def build_book(book_dir: Path | None = None, *, out: TextIO = sys.stdout) -> Pat
     if not (dst / "tex-chtml.js").is_file():
         shutil.rmtree(dst, ignore_errors=True)
         shutil.copytree(src, dst)
+    generated = book_dir / "_generated"
+    generated.mkdir(exist_ok=True)
+    (generated / "scale.md").write_text(scale_statement(built_profile(book_dir)))
+    plotly_js = _plotly_source()
+    if plotly_js is not None:
+        (book_dir / "_extra" / "plotly").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(plotly_js, book_dir / "_extra" / "plotly" / "plotly.min.js")
     exe = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book_dir), "--path-output",
            str(book_dir)]
@@ -235,6 +340,11 @@ def build_book(book_dir: Path | None = None, *, out: TextIO = sys.stdout) -> Pat
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
         raise BookBuildError(f"jupyter-book build failed:\n{tail}")
+    dropped = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "mystnb.unknown_mime_type" in ln
+               or "[mystnb.mime_priority]" in ln]
+    if dropped:
+        raise BookBuildError("the site would drop these outputs (a MIME type Jupyter Book cannot render):\n"
+                             + "\n".join(dropped[:10]))
     index = book_dir / "_build" / "html" / "index.html"
     print(f"book built in {time.perf_counter() - start:.1f} s: {index}", file=out)
     return index
@@ -273,7 +383,7 @@ def run_pipeline(profile_name: str, *, only: Sequence[str] | None = None, start:
         if force and nb.stem in stage_of:
             shutil.rmtree(artifacts.stage_dir(profile.name, stage_of[nb.stem]), ignore_errors=True)
         print(f"[{i}/{len(selected)}] {nb.stem} ...", file=out, flush=True)
-        res = run_notebook(nb, profile, book_dir, progress=progress)
+        res = run_notebook(nb, profile, book_dir, progress=progress, out=out)
         print(f"[{i}/{len(selected)}] {nb.stem} done in {res.seconds:.1f} s", file=out, flush=True)
         results.append(res)
     if build:
