@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -189,7 +190,9 @@ def phate_embedding(x: np.ndarray, *, n_components: int = 2, knn: int = 5, seed:
     # hundred points of a trajectory set (the stochastic default may not converge on them).
     op = phate.PHATE(n_components=n_components, knn=knn, knn_dist=distance, random_state=seed, verbose=0,
                      n_jobs=1, n_pca=None, mds_solver="smacof")
-    return np.asarray(op.fit_transform(x))
+    with warnings.catch_warnings():  # graphtools advises n_pca, which is off on purpose (above)
+        warnings.filterwarnings("ignore", message="Building a kNNGraph on data of shape", category=UserWarning)
+        return np.asarray(op.fit_transform(x))
 
 
 def lower_star_homology(points: np.ndarray, values: np.ndarray, *, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
