@@ -327,3 +327,72 @@ def test_jump_sidecars_record_the_recipes_the_networks_were_trained_with(smoke_c
     summary = artifacts.read_meta(stage / "summary.json")["params"]["jumps"]
     assert summary["well-generalizing"]["weight_decay"] == well.weight_decay
     assert summary["poorly-generalizing"]["weight_decay"] == 0.0
+
+
+def _chromium_or_skip():
+    pytest.importorskip("playwright", reason="pip install playwright (make install does it)")
+    from browser import chromium
+
+    if chromium() is None:
+        pytest.skip("the browser test needs Chromium: `apt-get install chromium` (.ci/run installs it)")
+
+
+@pytest.mark.pipeline
+def test_site_in_a_browser(smoke_chain, tmp_path):
+    """Every page of the smoke book in headless Chromium, at desktop and phone width."""
+    _chromium_or_skip()
+    from browser import check_site
+
+    proc, book, _ = smoke_chain
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    shots = Path(os.environ.get("LSUTILS_SCREENSHOTS", tmp_path / "screenshots"))
+    problems, measured = check_site(book / "_build" / "html", widths=(1280, 390), shots=shots)
+    assert not problems, f"{len(problems)} problems (screenshots of the failing pages in {shots}):\n" + \
+        "\n".join(problems)
+    pages = {rel for rel, _ in measured}
+    assert {"intro.html", "running.html", "troubleshooting.html", "your_model.html", "glossary.html",
+            "bibliography.html"} <= pages
+    assert measured["notebooks/04_landscapes.html", 1280]["plots"] >= 3
+    assert measured["notebooks/05_topology.html", 1280]["plots"] >= 1
+    for nb in pipeline.discover_notebooks():
+        m = measured[f"notebooks/{nb.stem}.html", 1280]
+        assert m["math"] > 0 and m["images"] >= 2, (nb.stem, m)
+
+
+def test_the_browser_check_catches_what_a_reader_would_see(tmp_path):
+    """The checker itself, on hand-made pages that each break one condition."""
+    _chromium_or_skip()
+    from browser import check_site
+
+    pages = {
+        "external.html": '<img src="http://example.org/x.png" alt="x">',
+        "console.html": "<script>console.error('boom')</script>",
+        "exception.html": "<script>undefined_function()</script>",
+        "stderr.html": '<div class="output stderr"><pre>warning</pre></div>',
+        "path.html": "<p>saved to /tmp/lsutils-run/landscape.npz</p>",
+        "bar.html": "<pre>training:  40%|####      | 4/10</pre>",
+        "image.html": '<img src="missing.png" alt="a figure">',
+        "traceback.html": "<pre>Traceback (most recent call last):\n  File x</pre>",
+        "citation.html": "<article><p>as shown in []</p></article>",
+        "wide.html": '<div style="width: 3000px">wide</div>',
+        "clean.html": "<p>fine</p>",
+    }
+    for name, body in pages.items():
+        (tmp_path / name).write_text(f"<!doctype html><html><body>{body}</body></html>")
+    problems, _ = check_site(tmp_path, widths=(1280,), shots=tmp_path / "shots")
+    for name in pages:
+        hits = [p for p in problems if p.startswith(name)]
+        assert bool(hits) == (name != "clean.html"), (name, problems)
+    assert (tmp_path / "shots" / "console-1280.png").is_file()
+
+
+def test_your_own_model_page_runs_as_written():
+    """book/your_model.md: its Python blocks, in order, on the public API."""
+    text = (ROOT / "book" / "your_model.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 4
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "your_model.md", "exec"), namespace)  # noqa: S102 - the page's own code
+    assert namespace["land"].loss.shape == (21, 21)
+    assert namespace["summary"].n_minima >= 1 and namespace["top"].values[0] > 0
