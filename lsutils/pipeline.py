@@ -158,12 +158,13 @@ def run_notebook(nb: Path, profile: Profile, book_dir: Path, *, progress: bool =
     log = work / f"{nb.stem}.log"
     start = time.perf_counter()
     # Progress bars belong on a terminal, not in the book's pages: the kernels that
-    # papermill starts inherit this and run their loops without bars.
-    os.environ["TQDM_DISABLE"] = "1"
+    # papermill starts inherit this and run their loops without bars (this process's own
+    # status line is unaffected).
+    os.environ["LSUTILS_NO_PROGRESS"] = "1"
     os.environ[BOOK_ENV] = "1"  # figures and interactive plots render for the site
     # The kernel talks to papermill over local sockets (IPC), not unencrypted TCP.
     config = Config({"KernelManager": {"transport": "ipc", "ip": str(work / "kernel")}})
-    bar = {"disable": not progress, "file": out, "desc": f"  {nb.stem}", "leave": False,
+    bar = {"disable": not progress, "file": out, "desc": f"  {nb.stem}", "leave": False, "ncols": 100,
            "bar_format": "{desc}: cell {n_fmt}/{total_fmt}, {elapsed} elapsed"}
     try:
         with _stderr_to(log), _ticking(progress):  # the kernel's own chatter and tracebacks go to its log

@@ -170,9 +170,11 @@ def environment_record(device: torch.device | str | None = None) -> dict[str, An
 
 
 def progress_bar(iterable: Any = None, *, enabled: bool = True, **kwargs: Any) -> Any:
-    """A tqdm bar, off when ``enabled`` is False or ``TQDM_DISABLE`` is set (the pipeline
-    sets it, so executed notebooks in the book carry no progress output)."""
+    """A tqdm bar, off when ``enabled`` is False or ``LSUTILS_NO_PROGRESS`` (set by the pipeline
+    for the kernels it starts, so executed notebooks in the book carry no progress output) or
+    ``TQDM_DISABLE`` is set."""
     from tqdm import tqdm
 
-    off = not enabled or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
+    off = not enabled or any(os.environ.get(k, "").lower() in ("1", "true", "yes")
+                             for k in ("LSUTILS_NO_PROGRESS", "TQDM_DISABLE"))
     return tqdm(iterable, disable=off, **kwargs)
