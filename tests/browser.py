@@ -8,7 +8,7 @@ screenshots of a built book::
 Checks per page and width: every formula typeset by MathJax, every image loaded, every
 plotly figure drawn, every citation resolved, no request leaving 127.0.0.1, no console
 error or uncaught exception, no failed request, no traceback, stderr block, machine path
-or progress-bar remnant, and no page wider than the window.
+or progress-bar remnant, no page wider than the window, and one search box.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ _PAGE_STATE = """async () => {
     stderr: document.querySelectorAll('.output.stderr, .stderr').length,
     overflow: document.scrollingElement.scrollWidth - window.innerWidth,
     figureScale: figs.map(i => i.clientWidth / i.naturalWidth),
+    searches: [...document.querySelectorAll('.search-button-field, form.bd-search')]
+      .filter(e => e.offsetParent !== null).length,
   };
 }"""
 
@@ -148,6 +150,8 @@ def check_site(html: Path, *, widths: tuple[int, ...] = (1280, 390), shots: Path
                         found.append(f"a machine path: ...{text[max(0, m.start() - 30):m.end() + 40]!r}")
                     if m := PROGRESS_REMNANT.search(text):
                         found.append(f"a progress-bar remnant: {m.group(0)!r}")
+                    if state["searches"] > 1:
+                        found.append(f"{state['searches']} search boxes")
                     if state["overflow"] > 1:
                         found.append(f"the page is {state['overflow']} px wider than the window")
                     scale = state.pop("figureScale")
