@@ -293,6 +293,21 @@ def finish_page(executed: Path) -> None:
     executed.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
 
 
+def _write_favicon(path: Path) -> None:
+    """The site's icon as ``favicon.ico`` (the pages link ``images/favicon.svg``; a page without
+    the link, such as the redirecting ``index.html``, makes the browser ask for this one)."""
+    if path.is_file():
+        return
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.rounded_rectangle((0, 0, 31, 31), radius=6, fill=(31, 119, 180, 255))
+    draw.line([(3, 24), (9, 22), (13, 10), (17, 14), (20, 20), (24, 12), (29, 6)], fill="white", width=3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format="ICO")
+
+
 def _plotly_source() -> Path | None:
     """plotly.js as shipped in the installed plotly package (None without plotly)."""
     try:
@@ -329,6 +344,7 @@ def build_book(book_dir: Path | None = None, *, out: TextIO = sys.stdout) -> Pat
     generated = book_dir / "_generated"
     generated.mkdir(exist_ok=True)
     (generated / "scale.md").write_text(scale_statement(built_profile(book_dir)))
+    _write_favicon(book_dir / "_extra" / "favicon.ico")  # browsers ask the site's root for one
     plotly_js = _plotly_source()
     if plotly_js is not None:
         (book_dir / "_extra" / "plotly").mkdir(parents=True, exist_ok=True)
