@@ -9,7 +9,8 @@ the same in Jupyter, on Colab and in the book:
   name into the label that ``{numref}`` refers to, and ``alt`` into the image's
   alternative text.
 * :func:`table` renders rows as a Markdown table through one formatter: headers
-  in words with units, one number format per column, no index unless asked for.
+  in words with units, one number format per column, no index unless asked for;
+  :func:`show_verdicts` shows a paper's claims with their answers and intervals.
 * :func:`interactive` shows a plotly figure: in the book as HTML without
   plotly.js (the site serves one local copy of it), elsewhere through plotly's
   own renderer (Colab, Jupyter).
@@ -29,7 +30,8 @@ import os
 import re
 from typing import Any, Mapping
 
-__all__ = ["BOOK_ENV", "FIGURE_KEY", "figure", "table", "show_table", "interactive", "in_book", "parameters_table"]
+__all__ = ["BOOK_ENV", "FIGURE_KEY", "figure", "table", "show_table", "interactive", "in_book", "parameters_table",
+           "show_verdicts"]
 
 BOOK_ENV = "LSUTILS_BOOK"  # set by the pipeline while it executes a notebook for the book
 FIGURE_KEY = "lsutils"  # output metadata: {"lsutils": {"figure": {"name", "caption", "alt"}}}
@@ -116,6 +118,16 @@ def show_table(rows: Any, columns: Mapping[str, tuple[str, str]] | None = None, 
     from IPython.display import Markdown, display
 
     display(Markdown(table(rows, columns, index=index)))
+
+
+def show_verdicts(verdicts: Any, *, effect: str = "effect") -> None:
+    """Display verdicts (:mod:`lsutils.verdict`) as one table: claim, answer, effect with its
+    interval, p-value and the number of values."""
+    from IPython.display import Markdown, display
+
+    from .verdict import markdown_table
+
+    display(Markdown(markdown_table(list(verdicts), effect=effect)))
 
 
 def interactive(fig: Any, name: str, caption: str) -> None:
