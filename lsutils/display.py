@@ -11,7 +11,7 @@ the same in Jupyter, on Colab and in the book:
 * :func:`table` renders rows as a Markdown table through one formatter: headers
   in words with units, one number format per column, no index unless asked for;
   :func:`show_verdicts` shows a paper's claims with their answers and intervals.
-* :func:`interactive` shows a plotly figure: in the book as HTML without
+* :func:`show_interactive` shows a plotly figure: in the book as HTML without
   plotly.js (the site serves one local copy of it), elsewhere through plotly's
   own renderer (Colab, Jupyter).
 
@@ -30,7 +30,7 @@ import os
 import re
 from typing import Any, Mapping
 
-__all__ = ["BOOK_ENV", "FIGURE_KEY", "figure", "table", "show_table", "interactive", "in_book", "parameters_table",
+__all__ = ["BOOK_ENV", "FIGURE_KEY", "figure", "table", "show_table", "show_interactive", "in_book", "parameters_table",
            "show_verdicts"]
 
 BOOK_ENV = "LSUTILS_BOOK"  # set by the pipeline while it executes a notebook for the book
@@ -130,7 +130,7 @@ def show_verdicts(verdicts: Any, *, effect: str = "effect") -> None:
     display(Markdown(markdown_table(list(verdicts), effect=effect)))
 
 
-def interactive(fig: Any, name: str, caption: str) -> None:
+def show_interactive(fig: Any, name: str, caption: str) -> None:
     """Show a plotly figure with its caption: in the book as an HTML ``div`` that the
     site's local plotly.js draws, elsewhere through plotly's renderer."""
     from IPython.display import HTML, Markdown, display

@@ -1,7 +1,7 @@
 """Interactive figures of landscapes (plotly): surfaces with their critical points, 3-D blocks.
 
 The static figures of :mod:`lsutils.plotting` stay for print; these are for turning a
-landscape around. Shown with :func:`lsutils.display.interactive`, they render offline in
+landscape around. Shown with :func:`lsutils.display.show_interactive`, they render offline in
 the book (the site serves one local plotly.js) and through plotly's renderer elsewhere.
 
 The loss is drawn on a log scale (:math:`\\log_{10}` of the loss), as the contour plots are:

@@ -271,9 +271,11 @@ def finish_page(executed: Path) -> None:
     injected = next((c for c, t in zip(cells, tags) if "injected-parameters" in t), None)
     if defaults is not None:
         declared = _parameter_lines("".join(defaults["source"]))
-        shown = injected if injected is not None else defaults
-        used = {k: v for k, (v, _) in _parameter_lines("".join(shown["source"])).items()}
-        used = {**{k: v for k, (v, _) in declared.items()}, **used}
+        used = {k: v for k, (v, _) in declared.items()}
+        shown = defaults
+        if injected is not None:
+            used.update((k, v) for k, (v, _) in _parameter_lines("".join(injected["source"])).items())
+            shown = injected
         text = parameters_table(used, {k: m for k, (_, m) in declared.items()},
                                 {k: v for k, (v, _) in declared.items()})
         shown["outputs"] = [{"output_type": "display_data", "metadata": {},
