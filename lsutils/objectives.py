@@ -13,7 +13,13 @@ tensors on the objective's device. An :class:`Objective` provides
 - ``objective.batched(stacked) -> Tensor``: the losses of ``B`` points at once,
   ``torch.func.vmap`` over parameters stacked on a leading axis, chunked;
 - ``objective.metrics(params) -> dict``: what the paper reports beside the loss
-  (accuracy for classifiers, relative L2 error for PINNs).
+  (accuracy for classifiers, relative L2 error for PINNs);
+- ``objective.train_loss(params, generator) -> Tensor``: the loss a training step takes
+  at ``params`` (a random minibatch with BatchNorm on batch statistics for a classifier;
+  the whole loss for a PINN), what curve and simplex fitting minimize;
+- ``objective.fit_buffers(params)``: BatchNorm statistics recomputed at ``params`` on the
+  objective's data, and ``objective.with_buffers(buffers)``: the same objective evaluated
+  with them (a point on a curve between two networks has no statistics of its own).
 
 The Hessian engine, the grid evaluator and curve fitting never know which
 concrete objective they hold.
@@ -34,6 +40,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 from abc import ABC, abstractmethod
 from typing import Any, Mapping
@@ -45,8 +53,8 @@ from torch.func import functional_call, jvp, vmap
 from .convection import ConvectionProblem, PinnPoints, relative_l2_error
 from .models import PinnMLP
 
-__all__ = ["Params", "Objective", "ClassifierObjective", "QuadraticObjective", "PinnObjective", "detach_params",
-           "stack_params"]
+__all__ = ["Params", "Objective", "ClassifierObjective", "QuadraticObjective", "FunctionObjective", "PinnObjective",
+           "detach_params", "stack_params"]
 
 Params = dict[str, Tensor]
 
@@ -106,6 +114,33 @@ class Objective(ABC):
     def forward(self, params: Mapping[str, Tensor], *inputs: Tensor) -> Tensor:
         """The model's output at ``params`` (buffers fixed)."""
         return functional_call(self.model, ({**params}, self.buffers), inputs)
+
+    def train_loss(self, params: Mapping[str, Tensor], generator: torch.Generator) -> Tensor:
+        """The stochastic loss one training step takes at ``params`` (what curve and simplex
+        fitting minimize); ``generator`` draws its minibatch. The base class has no data to
+        sample: the whole loss."""
+        return self.loss(params)
+
+    @property
+    def has_batchnorm(self) -> bool:
+        """Whether the model keeps BatchNorm running statistics (which then depend on the weights)."""
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+                   for m in self.model.modules())
+
+    def fit_buffers(self, params: Mapping[str, Tensor], n_samples: int = 0) -> dict[str, Tensor]:
+        """The buffers that belong to ``params``: BatchNorm statistics recomputed on the first
+        ``n_samples`` (0: all) of the objective's inputs. Without BatchNorm: the buffers as they are."""
+        return dict(self.buffers)
+
+    def with_buffers(self, buffers: Mapping[str, Tensor]) -> "Objective":
+        """This objective with other buffers (e.g. :meth:`fit_buffers` at another point); the data
+        are shared, not copied."""
+        missing = sorted(set(self.buffers) - set(buffers))
+        if missing:
+            raise ValueError(f"buffers lack {missing[0]!r}; allowed: a dict with the keys of objective.buffers")
+        out = copy.copy(self)
+        out.buffers = {k: buffers[k].to(self.device) for k in self.buffers}
+        return out
 
     def data_key(self) -> dict[str, str]:
         """What fixes the objective's values besides the parameters, as digests: its kind, the
@@ -181,13 +216,70 @@ class ClassifierObjective(Objective):
     """
 
     def __init__(self, model: nn.Module, x: Tensor, y: Tensor, device: torch.device | str = "cpu",
-                 batch_size: int | None = 1024, chunk_size: int | None = 16) -> None:
+                 batch_size: int | None = 1024, chunk_size: int | None = 16, train_batch: int = 128) -> None:
         super().__init__(model, device, chunk_size)
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        if train_batch < 1:
+            raise ValueError(f"train_batch = {train_batch!r}; allowed: an integer >= 1")
         self.x = x.to(self.device)
         self.y = y.to(self.device)
         self.batch_size = len(x) if batch_size is None else batch_size
+        self.train_batch = min(train_batch, len(x))
+
+    @contextlib.contextmanager
+    def _training_mode(self):
+        self.model.train()
+        try:
+            yield
+        finally:
+            self.model.eval()
+
+    def train_loss(self, params: Mapping[str, Tensor], generator: torch.Generator) -> Tensor:
+        """Cross-entropy on ``train_batch`` samples drawn with ``generator``, the model in training
+        mode (BatchNorm normalizes with the minibatch's statistics, as in training); the
+        objective's running statistics are not changed."""
+        idx = torch.randint(len(self.x), (self.train_batch,), generator=generator).to(self.device)
+        buffers = {k: v.clone() for k, v in self.buffers.items()}  # training mode updates them in place
+        with self._training_mode():
+            out = functional_call(self.model, ({**params}, buffers), (self.x[idx],))
+        return torch.nn.functional.cross_entropy(out, self.y[idx])
+
+    @torch.no_grad()
+    def fit_buffers(self, params: Mapping[str, Tensor], n_samples: int = 0) -> dict[str, Tensor]:
+        r"""BatchNorm statistics of the network at ``params``: every layer's running mean and
+        variance reset, then accumulated over the first ``n_samples`` inputs (0: all) in near-equal
+        batches of at most ``batch_size``, weighted by batch size, in training mode. With :math:`b_k`
+        samples in batch :math:`k`, the statistic is :math:`\sum_k b_k s_k / \sum_k b_k` over the batch
+        statistics :math:`s_k` (the unbiased variance for ``running_var``), as
+        ``torch.optim.swa_utils.update_bn`` computes with equal batches (Garipov et al. 2018)."""
+        bns = {name: m for name, m in self.model.named_modules()
+               if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats}
+        buffers = {k: v.clone() for k, v in self.buffers.items()}
+        if not bns:
+            return buffers
+        for name in bns:
+            prefix = f"{name}." if name else ""
+            buffers[prefix + "running_mean"].zero_()
+            buffers[prefix + "running_var"].fill_(1.0)
+            buffers[prefix + "num_batches_tracked"].zero_()
+        x = self.x[:n_samples or None]
+        if len(x) < 2:
+            raise ValueError(f"n_samples = {n_samples}; allowed: 0 (all) or at least 2 (a batch statistic)")
+        batches = torch.tensor_split(x, -(-len(x) // self.batch_size))  # near-equal sizes, none of one sample
+        momenta = {name: m.momentum for name, m in bns.items()}
+        seen = 0
+        try:
+            with self._training_mode():
+                for xb in batches:
+                    for m in bns.values():  # a running average weighted by batch size
+                        m.momentum = len(xb) / (seen + len(xb))
+                    functional_call(self.model, ({**params}, buffers), (xb,))
+                    seen += len(xb)
+        finally:
+            for name, m in bns.items():
+                m.momentum = momenta[name]
+        return buffers
 
     def _data(self) -> Any:
         return {"x": self.x, "y": self.y, "batch_size": self.batch_size}
@@ -244,6 +336,35 @@ class QuadraticObjective(Objective):
     def loss(self, params: Mapping[str, Tensor]) -> Tensor:
         t = params["theta"]
         return 0.5 * t @ self.A @ t + self.b @ t
+
+
+class FunctionObjective(Objective):
+    r"""A loss given as a torch function of one parameter vector, :math:`L(\theta) = f(\theta)`:
+    hand-made landscapes with known minima, barriers and valleys (tests, toy models).
+
+    Args:
+        fn: ``theta [n] -> scalar``, differentiable; batched by ``vmap`` like any objective.
+        theta: the point (the objective's :attr:`params` are ``{"theta": theta}``).
+        key: what distinguishes ``fn`` from other functions in cache keys.
+
+    Example:
+        >>> ring = FunctionObjective(lambda t: (t.norm() - 1) ** 2, torch.tensor([1.0, 0.0]), key="ring")
+        >>> float(ring({"theta": torch.zeros(2)})), float(ring())
+        (1.0, 0.0)
+    """
+
+    def __init__(self, fn: Any, theta: Tensor, device: torch.device | str = "cpu", key: str = "",
+                 chunk_size: int | None = 64) -> None:
+        model = nn.Module()
+        model.theta = nn.Parameter(theta.detach().clone())
+        super().__init__(model, device, chunk_size)
+        self.fn, self.key = fn, key
+
+    def _data(self) -> Any:
+        return {"key": self.key}
+
+    def loss(self, params: Mapping[str, Tensor]) -> Tensor:
+        return self.fn(params["theta"])
 
 
 class PinnObjective(Objective):
