@@ -59,6 +59,7 @@ STAGES: dict[str, str] = {
     "landscapes": "04_landscapes",
     "topology": "05_topology",
     "jump_retrain": "06_jump_and_retrain",
+    "connectivity": "07_connectivity",
 }
 
 SIDECAR_SUFFIX = ".meta.json"

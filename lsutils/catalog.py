@@ -35,6 +35,7 @@ import torch
 
 from . import artifacts, pinn
 from .config import Profile, ProfileError, load_profile, section_from
+from .connections import Connection, SimplexRecord, connect_or_load, simplex_or_load
 from .curvature import CurvatureReport, analyze_or_load, load_report
 from .data import Dataset, load_dataset
 from .directions import eigen_plane, pca_directions, random_direction
@@ -47,7 +48,8 @@ from .trajectories import JumpRun, jump_and_retrain
 __all__ = ["Catalog", "TrainedModel", "SLICES"]
 
 #: the summary file of each chapter that writes one, by stage.
-SUMMARIES: dict[str, str] = {"topology": "summaries.json", "jump_retrain": "summary.json"}
+SUMMARIES: dict[str, str] = {"topology": "summaries.json", "jump_retrain": "summary.json",
+                             "connectivity": "summary.json"}
 
 #: chapter 4's landscapes of every model: (kind, dimensions).
 SLICES: tuple[tuple[str, int], ...] = (("random", 2), ("hessian", 2), ("hessian", 3))
@@ -338,6 +340,39 @@ class Catalog:
         return jump_and_retrain(spec, data, run.model.state_dict(), config,
                                 root=self.paths("jump_retrain") / network / "jumps", device=self.device,
                                 profile=self.name, progress=self.progress)
+
+    # ------------------------------------------------------------------ chapter 7: connectivity
+    def connection(self, a: TrainedModel, b: TrainedModel) -> Connection:
+        """Chapter 7's line, curve and connector between ``a`` and ``b`` (same family and
+        architecture), measured or loaded: trained on ``a``'s training objective (all training
+        samples for a ResNet), evaluated on chapter 7's ``n_samples``."""
+        if (a.family, a.label) != (b.family, b.label):
+            raise ValueError(f"a is {a.label} and b is {b.label}; allowed: two networks of the same kind")
+        s = self.section("07_connectivity")
+        train, ev = self._connectivity_objectives(a)
+        return connect_or_load(train, train.params, self._params(b, train),
+                               s.curve_config(a.family, self.seed), s.connector_config(a.family, self.seed),
+                               folder=self.paths("connectivity") / "pairs", name=f"{a.name}__{b.name}", evaluate_on=ev,
+                               profile=self.name, progress=self.progress)
+
+    def simplex(self, models: Sequence[TrainedModel]) -> SimplexRecord:
+        """Chapter 7's star complex through ``models`` (ResNets of one kind), measured or loaded."""
+        s = self.section("07_connectivity")
+        train, ev = self._connectivity_objectives(models[0])
+        return simplex_or_load(train, [self._params(m, train) for m in models], s.simplex_config(self.seed),
+                               folder=self.paths("connectivity") / "simplex", name="__".join(m.name for m in models),
+                               evaluate_on=ev, profile=self.name, progress=self.progress)
+
+    def _connectivity_objectives(self, model: TrainedModel) -> tuple[Objective, Objective]:
+        if model.family == "PINN":
+            obj = self.objective(model)
+            return obj, obj
+        return self.objective(model), self.objective(model, self.section("07_connectivity").n_samples)
+
+    def _params(self, model: TrainedModel, like: Objective) -> dict[str, torch.Tensor]:
+        """``model``'s weights as a point of ``like``'s parameter space."""
+        state = model.run.state if model.family == "PINN" else model.run.model.state_dict()
+        return {k: state[k].detach().to(like.device) for k in like.params}
 
     # ------------------------------------------------------------------ summaries
     def save_summary(self, stage: str, obj: Any, *, params: dict[str, Any]) -> Path:

@@ -36,6 +36,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from .connections import ConnectorConfig, CurveConfig, SimplexConfig
 from .curvature import CurvatureConfig
 from .paths import data_root, profiles_dir, repo_root
 from .pinn import PinnTrainConfig
@@ -53,6 +54,7 @@ __all__ = [
     "LandscapeParams",
     "TopologyParams",
     "JumpRetrainParams",
+    "ConnectivityParams",
     "NOTEBOOK_SCHEMAS",
     "PROFILE_NAMES",
     "repo_root",
@@ -231,6 +233,64 @@ class JumpRetrainParams:
                                         epochs=self.retrain_epochs, lr=self.retrain_lr)
 
 
+@dataclass(frozen=True)
+class ConnectivityParams:
+    """Parameters of ``07_connectivity``: paths and simplexes between solutions, and the wedge model."""
+
+    resnet_seeds: list = _spec([0, 1, 2], lo=0, doc="ResNet seeds (chapter 1's recipe): every pair, and the simplex")
+    pinn_seeds: list = _spec([0, 1], lo=0, doc="PINN seeds at the low and the high beta: every pair")
+    n_samples: int = _spec(2000, lo=0, doc="training samples paths are evaluated on (0: all)")
+    bn_samples: int = _spec(2000, lo=0, doc="samples for BatchNorm statistics at each point (0: all)")
+    points: int = _spec(11, lo=3, doc="evenly spaced t on every path")
+    curve_steps: int = _spec(400, lo=0, doc="Bezier curve steps, ResNets (SGD, one t and one minibatch each)")
+    curve_lr: float = _spec(0.05, lo=0.0, lo_open=True, doc="Bezier curve learning rate, ResNets")
+    connector_steps: int = _spec(200, lo=0, doc="connector descent steps, ResNets")
+    connector_lr: float = _spec(0.02, lo=0.0, lo_open=True, doc="connector learning rate, ResNets")
+    pinn_steps: int = _spec(1000, lo=0, doc="curve and connector steps, PINNs (Adam)")
+    pinn_lr: float = _spec(0.001, lo=0.0, lo_open=True, doc="curve and connector learning rate, PINNs")
+    simplex_connectors: int = _spec(1, lo=1, doc="shared free vertices of the simplex")
+    simplex_steps: int = _spec(400, lo=0, doc="simplex training steps")
+    simplex_volume: float = _spec(0.0, lo=0.0, doc="weight of the simplex volume term (0: none)")
+    structure_samples: int = _spec(16, lo=1, doc="uniform samples of the simplex in its report")
+    cut_resolution: int = _spec(6, lo=1, doc="lattice steps per side of the cut through three solutions")
+    wedge_dim: int = _spec(100, lo=2, doc="wedge model: dimension D")
+    wedge_count: int = _spec(10, lo=1, doc="wedge model: number of wedges N")
+    wedge_short: int = _spec(10, lo=1, doc="wedge model: short directions n per wedge")
+    wedge_trials: int = _spec(3, lo=1, doc="wedge model: random subspaces per dimension")
+    max_curve_ratio: float = _spec(0.0, lo=0.0, doc="asserted: the trained curves' mean loss barrier is at most "
+                                                    "this fraction of the lines' (0: no check)")
+    max_end_gap: float = _spec(0.0, lo=0.0, doc="asserted: statistics recomputed at the ends reproduce the networks' "
+                                                "training error within this many points (0: no check)")
+
+    def __post_init__(self) -> None:
+        if len(set(self.resnet_seeds)) < 2 or len(set(self.pinn_seeds)) < 2:
+            raise ProfileError(f"resnet_seeds = {self.resnet_seeds}, pinn_seeds = {self.pinn_seeds}; allowed: at "
+                               "least two different seeds each (a pair)")
+        if self.wedge_short >= self.wedge_dim:
+            raise ProfileError(f"wedge_short = {self.wedge_short}; allowed: fewer than wedge_dim = {self.wedge_dim}")
+
+    def curve_config(self, family: str, seed: int) -> CurveConfig:
+        """The Bezier curve (one free bend) of a ``ResNet`` or ``PINN`` pair."""
+        if family == "PINN":
+            return CurveConfig(steps=self.pinn_steps, optimizer="adam", lr=self.pinn_lr, points=self.points, seed=seed)
+        return CurveConfig(steps=self.curve_steps, lr=self.curve_lr, points=self.points, bn_samples=self.bn_samples,
+                           seed=seed)
+
+    def connector_config(self, family: str, seed: int) -> ConnectorConfig:
+        """Fort & Jastrzebski's connector of a ``ResNet`` or ``PINN`` pair."""
+        if family == "PINN":
+            return ConnectorConfig(steps=self.pinn_steps, optimizer="adam", lr=self.pinn_lr, points=self.points,
+                                   seed=seed)
+        return ConnectorConfig(steps=self.connector_steps, lr=self.connector_lr, points=self.points,
+                               bn_samples=self.bn_samples, seed=seed)
+
+    def simplex_config(self, seed: int) -> SimplexConfig:
+        """The star complex through the ResNet solutions."""
+        return SimplexConfig(connectors=self.simplex_connectors, steps=self.simplex_steps, volume=self.simplex_volume,
+                             lr=self.curve_lr, eval_samples=self.structure_samples, cut_resolution=self.cut_resolution,
+                             bn_samples=self.bn_samples, seed=seed)
+
+
 #: notebook stem -> dataclass of its parameters. A later chapter adds its own here.
 NOTEBOOK_SCHEMAS: dict[str, type] = {
     "01_train_resnets": ResnetTrainParams,
@@ -239,6 +299,7 @@ NOTEBOOK_SCHEMAS: dict[str, type] = {
     "04_landscapes": LandscapeParams,
     "05_topology": TopologyParams,
     "06_jump_and_retrain": JumpRetrainParams,
+    "07_connectivity": ConnectivityParams,
 }
 
 
@@ -341,6 +402,8 @@ def _estimate_bytes(stem: str, section: Any) -> dict[str, float]:
         return {"compare_resolution": s.compare_resolution ** 2 * 8 * 16.0}
     if stem == "06_jump_and_retrain":
         return {"knn": s.knn * s.n_points * 8 * 8.0}
+    if stem == "07_connectivity":  # the cut's points, each a copy of a network's weights (float32, ~1e6 at most)
+        return {"cut_resolution": (s.cut_resolution + 1) * (s.cut_resolution + 2) / 2 * 4e6}
     return {}
 
 

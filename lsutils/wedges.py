@@ -40,7 +40,7 @@ from torch import Tensor
 from .objectives import FunctionObjective
 from .settings import check, setting
 
-__all__ = ["WedgeModel", "descend", "subspace_sweep", "threshold_dimension", "intersection_point"]
+__all__ = ["WedgeModel", "descend", "two_optima", "subspace_sweep", "threshold_dimension", "intersection_point"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,19 @@ def descend(model: WedgeModel, starts: Tensor, steps: int = 2000, lr: float = 0.
         model.loss(theta).sum().backward()
         opt.step()
     return theta.detach()
+
+
+def two_optima(model: WedgeModel, seed: int = 0, tries: int = 16, steps: int = 2000) -> tuple[Tensor, Tensor]:
+    """Two optima in different wedges: :func:`descend` from ``tries`` random points
+    (:math:`N(0, I)`, seeded), the first end point and the first one in another wedge."""
+    if model.wedges < 2:
+        raise ValueError(f"wedges = {model.wedges}; allowed: at least 2 for optima in different wedges")
+    ends = descend(model, torch.randn(tries, model.dim, generator=torch.Generator().manual_seed(seed)), steps)
+    first = model.wedge_of(ends[0])
+    other = next((e for e in ends[1:] if model.wedge_of(e) != first), None)
+    if other is None:
+        raise RuntimeError(f"all {tries} runs ended in wedge {first}; allowed: more tries")
+    return ends[0], other
 
 
 def subspace_sweep(model: WedgeModel, dims: Sequence[int], trials: int = 3, steps: int = 1500, lr: float = 0.05,

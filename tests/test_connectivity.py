@@ -16,7 +16,8 @@ from lsutils.connectivity import (ConnectorConfig, Curve, CurveConfig, PathProfi
 from lsutils.models import resnet
 from lsutils.objectives import ClassifierObjective, FunctionObjective
 from lsutils.simplex import SimplexConfig, StarComplex, fit_simplex, structure_samples
-from lsutils.wedges import WedgeModel, descend, intersection_point, subspace_sweep, threshold_dimension
+from lsutils.wedges import (WedgeModel, descend, intersection_point, subspace_sweep, threshold_dimension,
+                            two_optima)
 
 HALF_WIDTH = 0.15  # the valley: zero loss within 0.15 of the unit circle in the first two coordinates
 
@@ -259,10 +260,10 @@ def test_simplex_volume_by_hand():
 
 def test_wedge_model():
     model = WedgeModel(dim=40, wedges=4, short=5)
-    ends = descend(model, torch.randn(2, 40, generator=torch.Generator().manual_seed(1)), steps=1500)
+    ends = descend(model, torch.randn(8, 40, generator=torch.Generator().manual_seed(1)), steps=1500)
     assert (model.loss(ends) < 1e-6).all()  # optimization reaches the wedges
-    a, b = ends
-    assert model.wedge_of(a) != model.wedge_of(b)
+    a, b = two_optima(model, seed=1, steps=1500)
+    assert model.wedge_of(a) != model.wedge_of(b) and torch.equal(a, ends[0])
     p = intersection_point(model, a, b)
     assert float(model.wedge_losses(p)[model.wedge_of(a)]) == 0 and float(model.wedge_losses(p)[model.wedge_of(b)]) == 0
     obj = model.objective(a)

@@ -236,7 +236,8 @@ def test_each_notebook_runs_alone(stem, smoke_chain, tmp_path):
     upstream = {"03_hessian": ["01_train_resnets", "02_train_pinns"],
                 "04_landscapes": ["01_train_resnets", "02_train_pinns", "03_hessian"],
                 "05_topology": ["01_train_resnets", "02_train_pinns", "03_hessian", "04_landscapes"],
-                "06_jump_and_retrain": ["01_train_resnets"]}.get(stem, [])
+                "06_jump_and_retrain": ["01_train_resnets"],
+                "07_connectivity": ["01_train_resnets", "02_train_pinns"]}.get(stem, [])
     for owner in upstream:  # each missing upstream stage is announced once, naming its chapter
         assert said.count(f"producing it with {owner}'s settings") == 1, (owner, said)
     from lsutils.artifacts import STAGES
@@ -273,6 +274,14 @@ FULL_AT_TOY_SIZE = {
     "notebooks.06_jump_and_retrain.jump_seeds": [0], "notebooks.06_jump_and_retrain.retrain_epochs": 2,
     "notebooks.06_jump_and_retrain.loss_samples": 32, "notebooks.06_jump_and_retrain.knn": 3,
     "notebooks.06_jump_and_retrain.min_acc_gap": -100.0,
+    "notebooks.07_connectivity.n_samples": 32, "notebooks.07_connectivity.bn_samples": 32,
+    "notebooks.07_connectivity.points": 3, "notebooks.07_connectivity.curve_steps": 2,
+    "notebooks.07_connectivity.connector_steps": 2, "notebooks.07_connectivity.pinn_steps": 2,
+    "notebooks.07_connectivity.simplex_steps": 2, "notebooks.07_connectivity.structure_samples": 2,
+    "notebooks.07_connectivity.cut_resolution": 1, "notebooks.07_connectivity.wedge_dim": 20,
+    "notebooks.07_connectivity.wedge_count": 3, "notebooks.07_connectivity.wedge_short": 3,
+    "notebooks.07_connectivity.wedge_trials": 1, "notebooks.07_connectivity.max_curve_ratio": 0.0,
+    "notebooks.07_connectivity.max_end_gap": 0.0,
 }
 
 
@@ -301,6 +310,7 @@ def test_full_profile_code_path_at_toy_size(tmp_path):
     assert meta["params"]["data"]["n_train"] == 64
     assert {p.name for p in (runs / "topology").iterdir()} >= {"summaries.json", "planes"}
     assert (runs / "jump_retrain" / "summary.json").is_file()
+    assert (runs / "connectivity" / "summary.json").is_file()
 
 
 @pytest.mark.pipeline
