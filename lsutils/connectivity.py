@@ -56,7 +56,7 @@ from . import artifacts
 from .directions import flatten
 from .objectives import Objective, Params
 from .repro import progress_bar
-from .settings import check, setting
+from .settings import check, same_as, setting
 
 __all__ = ["Curve", "CurveConfig", "ConnectorConfig", "PathProfile", "barrier", "mode_connectivity",
            "evaluate_path", "evaluate_points", "fit_curve", "two_point_connector", "optimize", "CURVES"]
@@ -247,13 +247,13 @@ class ConnectorConfig:
     """Fort & Jastrzebski's two-point connector: descent orthogonal to the chord."""
 
     steps: int = setting(500, lo=0, doc="descent steps from the chord's highest point")
-    optimizer: str = setting("sgd", choices=("sgd", "adam"), doc="optimizer of the bend")
-    lr: float = setting(0.01, lo=0.0, lo_open=True, doc="peak learning rate (cosine schedule)")
-    momentum: float = setting(0.9, lo=0.0, hi=0.999, doc="SGD momentum")
+    optimizer: str = same_as(CurveConfig, "optimizer")
+    lr: float = same_as(CurveConfig, "lr")
+    momentum: float = same_as(CurveConfig, "momentum")
     points: int = setting(21, lo=3, doc="evenly spaced t on the line (to find its top) and on the path")
-    bn: str = setting("recompute", choices=BN_MODES, doc="BatchNorm statistics at each evaluated t")
-    bn_samples: int = setting(0, lo=0, doc="inputs for recomputed statistics (0: all)")
-    seed: int = setting(0, lo=0, doc="draws of minibatches")
+    bn: str = same_as(CurveConfig, "bn")
+    bn_samples: int = same_as(CurveConfig, "bn_samples")
+    seed: int = same_as(CurveConfig, "seed")
 
     def __post_init__(self) -> None:
         check(self)
@@ -285,7 +285,7 @@ def optimize(free: list[Params], step_loss: Callable[[list[Params], torch.Genera
     history: list[float] = []
     start = 0
     ident = {**(key or {}), "config": {k: getattr(config, k) for k in config.__dataclass_fields__}}
-    if path is not None and artifacts.exists(path) and artifacts.read_meta(path)["params"] == artifacts._as_json(ident):
+    if path is not None and artifacts.matches(path, ident):
         state = artifacts.load_torch(path)
         with torch.no_grad():
             for p, saved in zip(params, state["free"]):

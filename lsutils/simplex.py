@@ -51,10 +51,10 @@ import torch
 from torch import Tensor
 
 from . import artifacts
-from .connectivity import BN_MODES, evaluate_points, optimize
+from .connectivity import CurveConfig, evaluate_points, optimize
 from .directions import flatten
 from .objectives import Objective, Params
-from .settings import check, setting
+from .settings import check, same_as, setting
 
 __all__ = ["SimplexConfig", "StarComplex", "fit_simplex", "structure_samples"]
 
@@ -67,15 +67,15 @@ class SimplexConfig:
     steps: int = setting(1000, lo=0, doc="optimization steps")
     samples: int = setting(1, lo=1, doc="points sampled in the simplices per step (the loss is their mean)")
     volume: float = setting(0.0, lo=0.0, doc="weight of the mean log-volume of the simplices (0: none)")
-    optimizer: str = setting("sgd", choices=("sgd", "adam"), doc="optimizer of the connectors")
-    lr: float = setting(0.01, lo=0.0, lo_open=True, doc="peak learning rate (cosine schedule)")
-    momentum: float = setting(0.9, lo=0.0, hi=0.999, doc="SGD momentum")
+    optimizer: str = same_as(CurveConfig, "optimizer")
+    lr: float = same_as(CurveConfig, "lr")
+    momentum: float = same_as(CurveConfig, "momentum")
     spread: float = setting(0.05, lo=0.0, doc="initial random offset of the connectors, in mean solution distances")
     eval_samples: int = setting(32, lo=1, doc="uniform samples of the structure in its report")
     cut_resolution: int = setting(8, lo=1, doc="lattice steps per side of the 2-D cut")
-    bn: str = setting("recompute", choices=BN_MODES, doc="BatchNorm statistics at each evaluated point")
-    bn_samples: int = setting(0, lo=0, doc="inputs for recomputed statistics (0: all)")
-    seed: int = setting(0, lo=0, doc="connector offsets, draws of points and minibatches")
+    bn: str = same_as(CurveConfig, "bn")
+    bn_samples: int = same_as(CurveConfig, "bn_samples")
+    seed: int = same_as(CurveConfig, "seed")
 
     def __post_init__(self) -> None:
         check(self)

@@ -21,9 +21,10 @@ they form one connected structure. What the model predicts, and the chapter meas
 
 Example:
     >>> model = WedgeModel(dim=20, wedges=3, short=4)
-    >>> theta = descend(model, torch.randn(2, 20, generator=torch.Generator().manual_seed(0)), steps=300)
-    >>> bool((model.loss(theta) < 1e-3).all())
-    True
+    >>> theta = descend(model, torch.randn(2, 20, generator=torch.Generator().manual_seed(0)), steps=1000)
+    >>> a, b = two_optima(model, seed=0, steps=1000)
+    >>> bool((model.loss(theta) < 1e-6).all()), model.wedge_of(a) != model.wedge_of(b)
+    (True, True)
 """
 
 from __future__ import annotations
