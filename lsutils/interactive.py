@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["surface", "block"]
+__all__ = ["surface", "block", "triangle"]
 
 _MARKERS = {"minimum": ("#1f77b4", "circle"), "saddle": ("#d62728", "diamond")}
 
@@ -99,3 +99,44 @@ def block(land: Any, *, key: str = "loss", surfaces: int = 4, title: str = "", h
     fig.update_layout(title={"text": title}, height=height, margin={"l": 0, "r": 0, "t": 40, "b": 0},
                       scene={"xaxis_title": "v1", "yaxis_title": "v2", "zaxis_title": "v3"})
     return fig
+
+
+def triangle(xy: np.ndarray, surfaces: dict[str, np.ndarray], *, corners: list[str] | None = None, title: str = "",
+             height: int = 480) -> Any:
+    """Surfaces of log10(loss) over scattered points of the plane (e.g. the cut through three
+    solutions of :meth:`lsutils.simplex.StarComplex.cut`), one trace per entry of ``surfaces``
+    (the first shown, the others a legend click away), on a Delaunay triangulation of ``xy``;
+    ``corners`` names the points at the cut's corners (0, 0), (1, 0) and (1/2, sqrt(3)/2).
+
+    Example:
+        >>> xy = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, 0.87], [0.5, 0.3]])
+        >>> fig = triangle(xy, {"before": np.array([1.0, 1.0, 1.0, 9.0]), "after": np.ones(4)})
+        >>> [(t.type, t.name, t.visible) for t in fig.data]
+        [('mesh3d', 'before', True), ('mesh3d', 'after', 'legendonly')]
+    """
+    import plotly.graph_objects as go
+    from matplotlib.tri import Triangulation
+
+    xy = np.asarray(xy, dtype=float)
+    faces = Triangulation(xy[:, 0], xy[:, 1]).triangles
+    fig = go.Figure()
+    for n, (name, values) in enumerate(surfaces.items()):
+        z = _log10(values)
+        fig.add_trace(go.Mesh3d(x=xy[:, 0], y=xy[:, 1], z=z, i=faces[:, 0], j=faces[:, 1], k=faces[:, 2],
+                                intensity=z, colorscale="Viridis", name=name, showlegend=True,
+                                visible=True if n == 0 else "legendonly", showscale=n == 0,
+                                colorbar={"title": {"text": "log10 loss"}, "len": 0.7},
+                                hovertemplate=f"{name}<br>log10 loss %{{z:.3f}}<extra></extra>"))
+    if corners:
+        top = max(float(np.nanmax(_log10(v))) for v in surfaces.values())
+        at = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3) / 2]])[:len(corners)]  # the cut's corners
+        ends = xy[[int(np.argmin(((xy - c) ** 2).sum(1))) for c in at]]
+        fig.add_trace(go.Scatter3d(x=ends[:, 0], y=ends[:, 1], z=[top] * len(ends), mode="text", text=corners,
+                                   name="solutions", showlegend=False, hoverinfo="skip"))
+    fig.update_layout(title={"text": title}, height=height, margin={"l": 0, "r": 0, "t": 40, "b": 0},
+                      scene={"xaxis": {"visible": False}, "yaxis": {"visible": False}, "zaxis_title": "log10 loss",
+                             "aspectmode": "manual", "aspectratio": {"x": 1.0, "y": 0.87, "z": 0.6},
+                             "camera": {"eye": {"x": 0.9, "y": -1.5, "z": 0.9}}},
+                      legend={"x": 0, "y": 1})
+    return fig
+

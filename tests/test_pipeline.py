@@ -364,6 +364,7 @@ def test_site_in_a_browser(smoke_chain, tmp_path):
             "bibliography.html"} <= pages
     assert measured["notebooks/04_landscapes.html", 1280]["plots"] >= 3
     assert measured["notebooks/05_topology.html", 1280]["plots"] >= 1
+    assert measured["notebooks/07_connectivity.html", 1280]["plots"] >= 1
     for nb in pipeline.discover_notebooks():
         m = measured[f"notebooks/{nb.stem}.html", 1280]
         assert m["math"] > 0 and m["images"] >= 2, (nb.stem, m)
