@@ -97,6 +97,13 @@ def _decide(low: float, high: float, p_hold: float, p_fail: float, ref: float, a
     return UNCLEAR
 
 
+def _tail(hits: np.ndarray, exact: bool) -> float:
+    """The p-value from the null statistics at least as extreme as the observed one: their share
+    when the null distribution is enumerated; with random draws, (hits + 1) / (draws + 1), the
+    observed arrangement counted among them (Phipson & Smyth 2010), so it is never zero."""
+    return float(hits.mean()) if exact else float((hits.sum() + 1) / (hits.size + 1))
+
+
 def _percentile(stats: np.ndarray, level: float) -> tuple[float, float]:
     tail = 50.0 * (1.0 - level)
     lo, hi = np.percentile(stats, [tail, 100.0 - tail])
@@ -148,8 +155,8 @@ def compare(a: Sequence[float], b: Sequence[float], *, claim: str, margin: float
     sums = mask @ pooled
     diffs = sums / a.size - (pooled.sum() - sums) / b.size
     tol = 1e-12 * max(1.0, abs(observed))
-    p_hold = float(np.mean(diffs >= observed - tol))
-    p_fail = float(np.mean(diffs <= observed + tol))
+    exact = splits <= exact_limit
+    p_hold, p_fail = _tail(diffs >= observed - tol, exact), _tail(diffs <= observed + tol, exact)
     answer = _decide(low, high, p_hold, p_fail, margin, 1.0 - level)
     method = f"{level:.0%} bootstrap percentile interval ({n_boot} resamples); {method}, one-sided"
     return Verdict(claim, effect, low, high, p_hold, answer, method, n, unit)
@@ -191,8 +198,8 @@ def correlate(x: Sequence[float], y: Sequence[float], *, claim: str, level: floa
         perms = np.array([rng.permutation(x.size) for _ in range(n_boot)])
         method = f"permutation test ({n_boot} random orderings)"
     null = rho(np.broadcast_to(rx, perms.shape), ry[perms])
-    p_hold = float(np.mean(null >= effect - 1e-12))
-    p_fail = float(np.mean(null <= effect + 1e-12))
+    exact = math.factorial(x.size) <= exact_limit
+    p_hold, p_fail = _tail(null >= effect - 1e-12, exact), _tail(null <= effect + 1e-12, exact)
     answer = _decide(low, high, p_hold, p_fail, 0.0, 1.0 - level)
     method = f"{level:.0%} bootstrap percentile interval over pairs ({n_boot} resamples); {method}, one-sided"
     return Verdict(claim, effect, low, high, p_hold, answer, method, n)
@@ -220,7 +227,7 @@ def exceeds(values: Sequence[float], reference: float, *, claim: str, level: flo
         method = f"sign-flip test ({n_boot} random patterns)"
     null = (signs * d).mean(1)
     tol = 1e-12 * max(1.0, abs(effect))
-    p_hold, p_fail = float(np.mean(null >= effect - tol)), float(np.mean(null <= effect + tol))
+    p_hold, p_fail = _tail(null >= effect - tol, d.size <= 16), _tail(null <= effect + tol, d.size <= 16)
     answer = _decide(low, high, p_hold, p_fail, 0.0, 1.0 - level)
     method = f"{level:.0%} bootstrap percentile interval ({n_boot} resamples); {method}, one-sided"
     return Verdict(claim, effect, low, high, p_hold, answer, method, n, unit)

@@ -107,3 +107,16 @@ def test_verdicts_are_reproducible_and_tabulated():
     assert compare(a, b, claim="x") == compare(a, b, claim="x")
     table = markdown_table([compare(a, b, claim="x", unit="pts")])
     assert table.splitlines()[2].startswith("| x | holds | +0.45 pts [")
+
+
+def test_random_permutation_p_values_count_the_observed_arrangement():
+    """With random draws the p-value is (hits + 1) / (draws + 1): never zero, at least 1/(n_boot + 1)."""
+    a, b = np.arange(20.0) + 100, np.arange(20.0)
+    v = compare(a, b, claim="a > b", n_boot=999)
+    assert "random splits" in v.method and v.p_value == pytest.approx(1 / 1000)
+    r = correlate(np.arange(12.0), np.arange(12.0) ** 2, claim="rises", n_boot=999)
+    assert "random orderings" in r.method and r.p_value == pytest.approx(1 / 1000)
+    e = exceeds(np.arange(20.0) + 1, 0.0, claim="positive", n_boot=999)
+    assert "random patterns" in e.method and e.p_value == pytest.approx(1 / 1000)
+    assert compare([95.1, 95.3, 95.2, 95.4], [93.0, 93.2, 92.9, 93.1], claim="exact").p_value == pytest.approx(1 / 70)
+
