@@ -17,14 +17,15 @@ on the values of independent runs (seeds), never on one number:
   interval of the mean and an exact sign-flip test of the differences.
 
 The answer is ``"holds"`` when the interval lies on the claimed side and the
-one-sided p-value is below :math:`1 - \\text{level}`; ``"does not hold"`` when
+one-sided p-value is at most :math:`1 - \\text{level}`; ``"does not hold"`` when
 both say the opposite (the interval on the other side and the opposite one-sided
-p-value below the same bound); otherwise ``"cannot tell at this scale"``, which
+p-value within the same bound); otherwise ``"cannot tell at this scale"``, which
 is also the answer with fewer than two values per group (three pairs for a
 correlation) or a value that does not vary. With two seeds per group an exact
-permutation test cannot reach :math:`p < 0.05` (its smallest p-value is
+permutation test cannot reach :math:`p \\le 0.05` (its smallest p-value is
 :math:`1/6`), so the book says "cannot tell" rather than read a difference of
-two means as a finding.
+two means as a finding; with three per group it reaches :math:`1/20 = 0.05` only when
+every value of one group lies above every value of the other.
 
 Example:
     >>> v = compare([95.1, 95.3, 95.2, 95.4], [93.0, 93.2, 92.9, 93.1], claim="skips help")
@@ -90,9 +91,10 @@ def _check(values: Sequence[float], name: str) -> np.ndarray:
 
 
 def _decide(low: float, high: float, p_hold: float, p_fail: float, ref: float, alpha: float) -> str:
-    if low > ref and p_hold < alpha:
+    bound = alpha * (1 + 1e-9)  # "at most alpha", whatever the rounding of 1 - level
+    if low > ref and p_hold <= bound:
         return HOLDS
-    if high < ref and p_fail < alpha:
+    if high < ref and p_fail <= bound:
         return FAILS
     return UNCLEAR
 

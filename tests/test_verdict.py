@@ -120,3 +120,13 @@ def test_random_permutation_p_values_count_the_observed_arrangement():
     assert "random patterns" in e.method and e.p_value == pytest.approx(1 / 1000)
     assert compare([95.1, 95.3, 95.2, 95.4], [93.0, 93.2, 92.9, 93.1], claim="exact").p_value == pytest.approx(1 / 70)
 
+
+def test_the_p_value_bound_is_inclusive_and_exact():
+    """Three values per group, fully separated: the exact p is 1/20 = 0.05, which meets a 95%
+    level (at most 1 - level) and misses a 96% one; two per group (p = 1/6) never holds."""
+    a, b = [3.0, 3.1, 3.2], [1.0, 1.1, 1.2]
+    assert compare(a, b, claim="x").p_value == pytest.approx(0.05)
+    assert compare(a, b, claim="x").answer == HOLDS
+    assert compare(a, b, claim="x", level=0.96).answer == UNCLEAR
+    assert compare(a[:2], b[:2], claim="x").answer == UNCLEAR
+
