@@ -108,7 +108,9 @@ def connect_or_load(objective: Objective, a: Mapping[str, Tensor], b: Mapping[st
     trained, curve_history = fit_curve(objective, a, b, curve, path=folder / f"{name}_curve.pt", profile=profile,
                                        progress=progress)
     curve_profile = evaluate_path(ev, trained, curve.points, desc="curve", **opts)
-    chord = line if connector.points == curve.points and connector.bn == curve.bn else None
+    same = (connector.points, connector.bn, connector.bn_samples) == (curve.points, curve.bn, curve.bn_samples)
+    chord = line if same else evaluate_path(ev, Curve.line(a, b), connector.points, bn=connector.bn,
+                                            bn_samples=connector.bn_samples, progress=progress, desc="line")
     bend, connector_history = two_point_connector(objective, a, b, connector, line=chord,
                                                   path=folder / f"{name}_connector.pt", profile=profile,
                                                   progress=progress)

@@ -343,7 +343,7 @@ def fit_curve(objective: Objective, a: Mapping[str, Tensor], b: Mapping[str, Ten
         return objective.train_loss(_combine([start.ends[0], *controls, start.ends[1]], start.weights(t)), gen)
 
     controls, history = optimize(start.controls, step_loss, config, path=path,
-                                 key=_key(objective, start.nodes[::len(start.nodes) - 1], f"{config.kind} curve"),
+                                 key=_key(objective, [a, b], f"{config.kind} curve"),
                                  profile=profile, progress=progress, desc=f"{config.kind} curve")
     return Curve(config.kind, start.ends, controls), history
 

@@ -123,19 +123,21 @@ class StarComplex:
         return torch.stack(out)
 
     def sample(self, gen: torch.Generator, connectors: Sequence[Mapping[str, Tensor]] | None = None,
-               by_volume: bool = False) -> Params:
-        """A point uniform in a simplex chosen uniformly (or in proportion to its volume: uniform on
-        the whole structure)."""
-        n = len(self.vertices)
-        if by_volume:
-            p = torch.softmax(self.log_volumes(connectors).detach().float(), 0)
-            i = int(torch.multinomial(p, 1, generator=gen))
+               probs: Tensor | None = None) -> Params:
+        """A point uniform in a simplex chosen uniformly, or with probabilities ``probs`` (those of
+        :meth:`volume_probs`: uniform on the whole structure)."""
+        if probs is not None:
+            i = int(torch.multinomial(probs, 1, generator=gen))
         else:
-            i = int(torch.randint(n, (), generator=gen))
+            i = int(torch.randint(len(self.vertices), (), generator=gen))
         nodes = self.simplex(i, connectors)
         w = -torch.log(torch.rand(len(nodes), generator=gen, dtype=torch.float64))  # Dirichlet(1, ..., 1)
         w = (w / w.sum()).tolist()
         return {k: sum(wj * node[k] for wj, node in zip(w, nodes)) for k in nodes[0]}
+
+    def volume_probs(self) -> Tensor:
+        """Each simplex's share of the structure's volume."""
+        return torch.softmax(self.log_volumes().detach().float(), 0)
 
     def cut(self, resolution: int) -> tuple[np.ndarray, list[Params]]:
         """The 2-D cut through three solutions (module docstring): lattice points with
@@ -197,6 +199,7 @@ def structure_samples(objective: Objective, complex_: StarComplex, config: Simpl
     training when the volumes agree."""
     gen = torch.Generator().manual_seed(config.seed + 1)
     with torch.no_grad():
-        points = [complex_.sample(gen, by_volume=True) for _ in range(config.eval_samples)]
+        probs = complex_.volume_probs()
+        points = [complex_.sample(gen, probs=probs) for _ in range(config.eval_samples)]
     return evaluate_points(objective, points, bn=config.bn, bn_samples=config.bn_samples, progress=progress,
                            desc="structure")

@@ -221,7 +221,8 @@ def exceeds(values: Sequence[float], reference: float, *, claim: str, level: flo
         return Verdict(claim, effect, math.nan, math.nan, math.nan, UNCLEAR, "fewer than two values", n, unit)
     rng = np.random.default_rng(seed)
     low, high = _percentile(rng.choice(d, (n_boot, d.size)).mean(1), level)
-    if d.size <= 16:
+    exact = d.size <= 16
+    if exact:
         signs = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
         method = f"exact sign-flip test ({len(signs)} patterns)"
     else:
@@ -229,7 +230,7 @@ def exceeds(values: Sequence[float], reference: float, *, claim: str, level: flo
         method = f"sign-flip test ({n_boot} random patterns)"
     null = (signs * d).mean(1)
     tol = 1e-12 * max(1.0, abs(effect))
-    p_hold, p_fail = _tail(null >= effect - tol, d.size <= 16), _tail(null <= effect + tol, d.size <= 16)
+    p_hold, p_fail = _tail(null >= effect - tol, exact), _tail(null <= effect + tol, exact)
     answer = _decide(low, high, p_hold, p_fail, 0.0, 1.0 - level)
     method = f"{level:.0%} bootstrap percentile interval ({n_boot} resamples); {method}, one-sided"
     return Verdict(claim, effect, low, high, p_hold, answer, method, n, unit)
