@@ -60,6 +60,7 @@ STAGES: dict[str, str] = {
     "topology": "05_topology",
     "jump_retrain": "06_jump_and_retrain",
     "connectivity": "07_connectivity",
+    "taxonomy": "08_taxonomy",
 }
 
 SIDECAR_SUFFIX = ".meta.json"

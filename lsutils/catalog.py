@@ -42,7 +42,8 @@ from .directions import eigen_plane, pca_directions, random_direction
 from .landscape import Landscape, eigen_length, evaluate_grid, grid_axes, interpolate, load_landscape, to_vti
 from .models import ResNetSpec
 from .objectives import ClassifierObjective, Objective
-from .train import TrainRun, run_dir_for, train_or_load, trajectory
+from .sweep import executor_kind, run_sweep
+from .train import TrainRun, TrainTask, run_dir_for, train_or_load, trajectory
 from .trajectories import JumpRun, jump_and_retrain
 
 __all__ = ["Catalog", "TrainedModel", "SLICES"]
@@ -103,12 +104,16 @@ class Catalog:
         self.notebook = notebook
         self.progress = progress
         self.seed = self.profile.seed
+        #: where sweeps run: the profile's executor, or the asking notebook's ``executor`` parameter
+        self.executor = self.profile.executor
         self._sections = dict(self.profile.notebooks)
         if parameters is not None:
             if notebook is None:
                 raise ProfileError("parameters given without notebook; allowed: notebook=<its stem>")
             self._sections[notebook] = section_from(notebook, parameters)
             self.seed = int(parameters.get("seed", self.seed))
+            self.executor = str(parameters.get("executor", self.executor))
+            executor_kind(self.executor)  # a clear error naming executor and the allowed values
         self._announced: set[str] = set()
 
     # ------------------------------------------------------------------ places and settings
@@ -150,15 +155,20 @@ class Catalog:
 
     def resnets(self, seeds: Sequence[int] | None = None) -> list[TrainedModel]:
         """Every trained ResNet of the profile (skip first, then no skip; seeds in order),
-        trained or loaded with chapter 1's recipe."""
+        trained or loaded with chapter 1's recipe; the missing ones are trained in one sweep on
+        the profile's executor."""
         s = self.section("01_train_resnets")
-        config = s.train_config()
+        config, seeds = s.train_config(), list(s.seeds if seeds is None else seeds)
+        specs = {spec.name: spec for spec in self.resnet_specs().values()}
+        if not all(artifacts.exists(run_dir_for(self.name, n, seed) / "final.json") for n in specs for seed in seeds):
+            self._announce("resnets", "trained ResNets")
+        task = TrainTask(specs, self.dataset, config, self.name, progress=self.progress)
+        run_sweep(task.cells(seeds), task, self.device, executor=self.executor, profile=self.name,
+                  progress=self.progress, desc="ResNets")
         out = []
         for label, spec in self.resnet_specs().items():
-            for seed in s.seeds if seeds is None else seeds:
+            for seed in seeds:
                 run_dir = run_dir_for(self.name, spec.name, seed)
-                if not artifacts.exists(run_dir / "final.json"):
-                    self._announce("resnets", "trained ResNets")
                 run = train_or_load(spec, self.dataset, config, seed=seed, run_dir=run_dir, device=self.device,
                                     profile=self.name, progress=self.progress)
                 out.append(TrainedModel("ResNet", label, f"{spec.name}_seed{seed}", seed, run, spec=spec))
@@ -170,11 +180,15 @@ class Catalog:
         with chapter 2's settings."""
         s = self.section("02_train_pinns")
         config = s.train_config()
+        betas, seeds = list(s.betas if betas is None else betas), list(s.seeds if seeds is None else seeds)
+        if not all(artifacts.exists(pinn.run_path(self.name, beta, seed)) for beta in betas for seed in seeds):
+            self._announce("pinns", "trained PINNs")
+        task = pinn.PinnTask(config, self.name, progress=self.progress)
+        run_sweep(task.cells(betas, seeds), task, self.device, executor=self.executor, profile=self.name,
+                  progress=self.progress, desc="PINNs")
         out = []
-        for beta in s.betas if betas is None else betas:
-            for seed in s.seeds if seeds is None else seeds:
-                if not artifacts.exists(pinn.run_path(self.name, beta, seed)):
-                    self._announce("pinns", "trained PINNs")
+        for beta in betas:
+            for seed in seeds:
                 run = pinn.train_or_load(beta, seed, config, profile=self.name, device=self.device,
                                          progress=self.progress)
                 out.append(TrainedModel("PINN", f"PINN beta={beta:g}", f"pinn_beta{beta:g}_seed{seed}", seed, run,

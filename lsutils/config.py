@@ -41,6 +41,7 @@ from .curvature import CurvatureConfig
 from .paths import data_root, profiles_dir, repo_root
 from .pinn import PinnTrainConfig
 from .repro import DEVICES
+from .sweep import executor_kind
 from .settings import SettingError, check_scalar, check_value, derive, same_as, setting
 from .train import TrainConfig
 from .trajectories import JumpConfig
@@ -303,6 +304,10 @@ NOTEBOOK_SCHEMAS: dict[str, type] = {
 }
 
 
+#: the notebooks that run sweeps and take the profile's ``executor`` as a parameter.
+SWEEP_NOTEBOOKS = ("01_train_resnets", "02_train_pinns", "08_taxonomy")
+
+
 @dataclass(frozen=True)
 class Profile:
     """A validated profile: global settings plus one parameter set per notebook.
@@ -312,6 +317,8 @@ class Profile:
         seed: the global seed; notebooks derive their run seeds from it.
         device: ``auto`` picks CUDA, then MPS, then the CPU.
         gpu_sized: whether this profile is meant for a GPU (a warning on CPU).
+        executor: where sweeps run (:mod:`lsutils.sweep`): ``serial``, ``local:N``, a Dask
+            scheduler's address or a scheduler file.
         description: one line shown by the pipeline.
         notebooks: notebook stem -> its validated parameters.
     """
@@ -322,6 +329,7 @@ class Profile:
     gpu_sized: bool = False
     description: str = ""
     notebooks: Mapping[str, Any] = field(default_factory=dict)
+    executor: str = "serial"
 
     def section(self, stem: str) -> Any:
         """The validated parameters of notebook ``stem`` (its dataclass)."""
@@ -332,11 +340,14 @@ class Profile:
     def notebook_params(self, stem: str) -> dict[str, Any]:
         """Everything papermill injects into notebook ``stem``.
 
-        The global keys (``profile``, ``seed``, ``device``, ``gpu_sized``) come
-        first, then the notebook's own section (empty for a notebook without one).
+        The global keys (``profile``, ``seed``, ``device``, ``gpu_sized``, and ``executor`` for
+        the notebooks that run sweeps) come first, then the notebook's own section (empty for a
+        notebook without one).
         """
         out: dict[str, Any] = {"profile": self.name, "seed": self.seed, "device": self.device,
                                "gpu_sized": self.gpu_sized}
+        if stem in SWEEP_NOTEBOOKS:
+            out["executor"] = self.executor
         section = self.notebooks.get(stem)
         if section is not None:
             out.update(dataclasses.asdict(section))
@@ -501,7 +512,7 @@ def _load(name: str, file: Path, overrides: Mapping[str, Any]) -> Profile:
     if not isinstance(raw, dict):
         raise ProfileError("expected a mapping at the top")
     _apply(raw, overrides)
-    allowed = ("seed", "device", "gpu_sized", "description", "memory_budget_gb", "notebooks")
+    allowed = ("seed", "device", "gpu_sized", "description", "memory_budget_gb", "executor", "notebooks")
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
         raise ProfileError(f"unknown key {unknown[0]!r}; allowed keys: {', '.join(allowed)}")
@@ -510,6 +521,11 @@ def _load(name: str, file: Path, overrides: Mapping[str, Any]) -> Profile:
     if device not in DEVICES:
         raise ProfileError(f"device = {device!r}; allowed: {', '.join(DEVICES)}")
     gpu_sized = check_scalar("gpu_sized", raw.get("gpu_sized", False), bool, {})
+    executor = raw.get("executor", "serial")
+    try:
+        executor_kind(executor)
+    except ValueError as err:
+        raise ProfileError(str(err)) from None
     budget = check_scalar("memory_budget_gb", raw.get("memory_budget_gb", DEFAULT_BUDGET_GB), float,
                            {"lo": 0.0, "lo_open": True})
     sections = raw.get("notebooks")
@@ -529,4 +545,4 @@ def _load(name: str, file: Path, overrides: Mapping[str, Any]) -> Profile:
                 raise ProfileError(f"notebooks.{stem}.{key} = {getattr(section, key)!r} needs about {_human(size)}, "
                                    f"over the memory budget of {budget:g} GB (memory_budget_gb)")
     return Profile(name=name, seed=seed, device=device, gpu_sized=gpu_sized,
-                   description=str(raw.get("description", "")), notebooks=notebooks)
+                   description=str(raw.get("description", "")), notebooks=notebooks, executor=executor)

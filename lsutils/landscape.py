@@ -120,7 +120,8 @@ def evaluate_grid(objective: Objective, directions: Sequence[Mapping[str, Tensor
                   chunk_size: int | None = None, path: Path | None = None,
                   describe: Sequence[str] | None = None, meta: Mapping[str, Any] | None = None,
                   profile: str | None = None, progress: bool = True, checkpoint_seconds: float = 30.0,
-                  max_points: int | None = None, metrics: bool = True) -> Landscape:
+                  max_points: int | None = None, metrics: bool = True, executor: Any = None,
+                  n_blocks: int = 8) -> Landscape:
     """Evaluate the objective (loss and metric) on the grid ``origin + sum_j a_j d_j``.
 
     Args:
@@ -137,6 +138,13 @@ def evaluate_grid(objective: Objective, directions: Sequence[Mapping[str, Tensor
         max_points: stop after this many new points (as an interruption would).
         metrics: also record the objective's metric (accuracy, relative error); for a PINN
             this evaluates the network on the whole 256x100 grid at every point.
+        executor: ``None`` or ``serial`` (this process), or an executor of :mod:`lsutils.sweep`
+            (``local:N``, a Dask scheduler, an executor object): the grid's chunks are then split
+            into ``n_blocks`` contiguous blocks, one task each with one torch thread, and assembled
+            here into the same file (the same chunks as in one process: the same values at the
+            same thread count). Worth it only where one grid is at the forward pass's limit and
+            more processes than cores per grid help, e.g. many GPUs or cluster nodes.
+        n_blocks: the number of blocks (tasks) of a grid on an executor.
 
     Returns:
         The :class:`Landscape` (complete unless stopped by ``max_points``).
@@ -179,16 +187,14 @@ def evaluate_grid(objective: Objective, directions: Sequence[Mapping[str, Tensor
     bar = progress_bar(total=sum(map(len, blocks)), desc=f"grid {'x'.join(map(str, shape))}",
                        enabled=progress, leave=False)
     last_save = time.perf_counter()
-    with torch.no_grad():
-        for idx in blocks:
-            out = objective.batched_evaluate(_stack(o, ds, coeffs[idx]), chunk_size=len(idx), metrics=metrics)
-            for name, val in out.items():
-                values.setdefault(name, np.full(len(pts), np.nan))[idx] = val.double().cpu().numpy()
-            done[idx] = True
-            bar.update(len(idx))
-            if time.perf_counter() - last_save > checkpoint_seconds:
-                checkpoint()
-                last_save = time.perf_counter()
+    for idx, out in _evaluated(objective, o, ds, coeffs, blocks, metrics, executor, n_blocks):
+        for name, val in out.items():
+            values.setdefault(name, np.full(len(pts), np.nan))[idx] = val
+        done[idx] = True
+        bar.update(len(idx))
+        if time.perf_counter() - last_save > checkpoint_seconds:
+            checkpoint()
+            last_save = time.perf_counter()
     bar.close()
     land = _landscape(axes, values, done, describe, meta, shape)
     if not done.all():
@@ -196,6 +202,45 @@ def evaluate_grid(objective: Objective, directions: Sequence[Mapping[str, Tensor
     elif path is not None:
         _save(path, partial, land, params, profile)
     return land
+
+
+def evaluate_block(objective: Objective, origin: Params, directions: Sequence[Params], coeffs: Tensor,
+                   chunks: Sequence[np.ndarray], metrics: bool,
+                   threads: int | None = None) -> list[dict[str, np.ndarray]]:
+    """The values of consecutive chunks of grid points (``coeffs`` rows, by global index), one
+    batched call per chunk: the unit of work of a grid, in this process or on a worker."""
+    old = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            return [{name: val.double().cpu().numpy() for name, val in objective.batched_evaluate(
+                _stack(origin, directions, coeffs[torch.as_tensor(idx, device=coeffs.device)]), chunk_size=len(idx),
+                metrics=metrics).items()} for idx in chunks]
+    finally:
+        torch.set_num_threads(old)
+
+
+def _evaluated(objective: Objective, o: Params, ds: Sequence[Params], coeffs: Tensor, blocks: list[np.ndarray],
+               metrics: bool, executor: Any, n_blocks: int) -> Any:
+    """``(indices, values)`` of every chunk, evaluated here or in ``n_blocks`` tasks on ``executor``."""
+    from .sweep import executor_kind, map_unordered, open_executor
+
+    if executor is None or executor_kind(executor) == "serial":
+        for idx in blocks:
+            yield idx, evaluate_block(objective, o, ds, coeffs, [idx], metrics)[0]
+        return
+    if n_blocks < 1:
+        raise ValueError(f"n_blocks = {n_blocks!r}; allowed: an integer >= 1")
+    groups = [g for g in np.array_split(np.arange(len(blocks)), min(n_blocks, len(blocks))) if len(g)]
+    jobs = [(f"grid-block-{i}", (objective, o, ds, coeffs, [blocks[j] for j in g], metrics, 1))
+            for i, g in enumerate(groups)]
+    by_name = {name: [blocks[j] for j in g] for (name, _), g in zip(jobs, groups)}
+    with open_executor(executor) as pool:
+        for name, out in map_unordered(pool, evaluate_block, jobs):
+            if isinstance(out, BaseException):
+                raise RuntimeError(f"{name} of the grid failed: {type(out).__name__}: {out}") from out
+            yield from zip(by_name[name], out)
 
 
 def _resume(partial: Path | None, params: dict[str, Any], n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -63,15 +64,18 @@ class ResNet(nn.Module):
     """CIFAR-style ResNet (see the module docstring)."""
 
     def __init__(self, depth: int = 20, width: int = 1, skip: bool = True, dim: int = 2,
-                 in_channels: int = 3, num_classes: int = 10) -> None:
+                 in_channels: int = 3, num_classes: int = 10, base_channels: int = 16) -> None:
         super().__init__()
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
             raise ValueError(f"depth = {depth!r}; allowed: 6n + 2 with n >= 1 (8, 14, 20, 32, 56, ...)")
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"width = {width!r}; allowed: an integer >= 1")
+        if not isinstance(base_channels, int) or base_channels < 1:
+            raise ValueError(f"base_channels = {base_channels!r}; allowed: an integer >= 1")
         conv, bn, pool = _layers(dim)
         n = (depth - 2) // 6
-        channels = [16 * width, 32 * width, 64 * width]
+        k = base_channels * width
+        channels = [k, 2 * k, 4 * k]
         self.depth, self.width, self.skip, self.dim = depth, width, skip, dim
         self.conv1 = conv(in_channels, channels[0], 3, padding=1, bias=False)
         self.bn1 = bn(channels[0])
@@ -95,9 +99,10 @@ class ResNet(nn.Module):
 
 
 def resnet(depth: int = 20, width: int = 1, skip: bool = True, dim: int = 2,
-           in_channels: int = 3, num_classes: int = 10) -> ResNet:
-    """Build a CIFAR-style ResNet (``depth = 6n + 2``)."""
-    return ResNet(depth, width, skip, dim, in_channels, num_classes)
+           in_channels: int = 3, num_classes: int = 10, base_channels: int = 16) -> ResNet:
+    """Build a CIFAR-style ResNet (``depth = 6n + 2``) with stages of ``k, 2k, 4k`` channels,
+    ``k = base_channels * width`` (16, 32, 64 for ResNet-20; Yang et al. 2021 vary ``k``)."""
+    return ResNet(depth, width, skip, dim, in_channels, num_classes, base_channels)
 
 
 @dataclass(frozen=True)
@@ -110,15 +115,26 @@ class ResNetSpec:
     dim: int = 2
     in_channels: int = 3
     num_classes: int = 10
+    base_channels: int = 16
 
     def build(self) -> ResNet:
-        return resnet(self.depth, self.width, self.skip, self.dim, self.in_channels, self.num_classes)
+        return resnet(self.depth, self.width, self.skip, self.dim, self.in_channels, self.num_classes,
+                      self.base_channels)
+
+    def record(self) -> dict:
+        """The fields as a run's key records them (``base_channels`` only when it is not 16, so
+        the runs made before it existed keep their key)."""
+        out = dataclasses.asdict(self)
+        if out["base_channels"] == 16:
+            del out["base_channels"]
+        return out
 
     @property
     def name(self) -> str:
-        """e.g. ``resnet20_skip`` or ``resnet20_noskip_w2``."""
+        """e.g. ``resnet20_skip``, ``resnet20_noskip_w2`` or ``resnet20_skip_k4`` (4 base channels)."""
         w = f"_w{self.width}" if self.width != 1 else ""
-        return f"resnet{self.depth}_{'skip' if self.skip else 'noskip'}{w}"
+        k = f"_k{self.base_channels}" if self.base_channels != 16 else ""
+        return f"resnet{self.depth}_{'skip' if self.skip else 'noskip'}{w}{k}"
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -59,7 +59,8 @@ from .settings import check, setting
 from .train import check_finite
 
 __all__ = ["ConvectionProblem", "PinnPoints", "PinnMLP", "PinnObjective", "PinnTrainConfig",
-           "PinnRun", "summary_table", "relative_l2_error", "train_pinn", "train_or_load", "run_path", "load_run"]
+           "PinnRun", "PinnTask", "summary_table", "relative_l2_error", "train_pinn", "train_or_load", "run_path",
+           "load_run"]
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,29 @@ def train_or_load(beta: float, seed: int, config: PinnTrainConfig, *, profile: s
                          profile=profile, extra={"metrics": run.metrics, "seconds": run.seconds,
                                                  "device": str(device)})
     return run
+
+
+@dataclass(frozen=True)
+class PinnTask:
+    """A sweep task (:func:`lsutils.sweep.run_sweep`): train or load the PINN of one (beta, seed)
+    cell with ``config``; the cell's parameters are the run's key."""
+
+    config: PinnTrainConfig
+    profile: str
+    progress: bool = False
+
+    def cells(self, betas: Any, seeds: Any) -> list[Any]:
+        """One cell per (beta, seed), betas outer."""
+        from .sweep import Cell
+
+        return [Cell("pinns", f"beta{beta:g}_seed{seed}",
+                     {"beta": float(beta), "seed": seed, "config": dataclasses.asdict(self.config)})
+                for beta in betas for seed in seeds]
+
+    def __call__(self, cell: Any, device: torch.device) -> dict[str, float]:
+        run = train_or_load(cell.params["beta"], int(cell.params["seed"]), self.config, profile=self.profile,
+                            device=device, progress=self.progress)
+        return {"rel_l2": run.rel_l2, "loss": run.history["loss"][-1]}
 
 
 def summary_table(runs: list[PinnRun]) -> list[dict[str, Any]]:

@@ -51,7 +51,7 @@ from .settings import check, setting
 
 __all__ = ["TrainConfig", "TrainRun", "ModelSpec", "augment_batch", "lr_at", "evaluate",
            "train_classifier", "train_or_load", "load_run", "trajectory", "run_dir_for",
-           "summary_table", "TrainingDiverged", "check_finite"]
+           "summary_table", "TrainingDiverged", "check_finite", "TrainTask"]
 
 SCHEDULES = ("cosine", "step", "constant")
 
@@ -189,7 +189,8 @@ def _epoch_path(run_dir: Path, epoch: int) -> Path:
 
 def _identity(spec: ModelSpec, data: Dataset, config: TrainConfig, seed: int,
               init: Mapping[str, Tensor] | None = None) -> dict[str, Any]:
-    ident = {"model": {"type": type(spec).__name__, **dataclasses.asdict(spec)},
+    fields = spec.record() if hasattr(spec, "record") else dataclasses.asdict(spec)
+    ident = {"model": {"type": type(spec).__name__, **fields},
              "data": {"name": data.name, "n_train": len(data.x_train), "n_test": len(data.x_test),
                       "digest": data.digest},
              "train": dataclasses.asdict(config), "seed": seed}
@@ -337,6 +338,43 @@ def train_or_load(spec: ModelSpec, data: Dataset, config: TrainConfig, *, seed: 
         return load_run(spec, run_dir, device)
     return train_classifier(spec, data, config, seed=seed, run_dir=run_dir, device=device,
                             progress=progress, profile=profile, init=init)
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    """A sweep task (:func:`lsutils.sweep.run_sweep`): train or load one classifier per cell.
+
+    A cell is named after its run folder (``resnet20_skip_seed0``) and its parameters are
+    the run's identity (model, data digest, recipe, seed), so a finished cell is exactly a
+    finished run; the run folder is ``run_dir_for(profile, spec.name, seed)``.
+
+    Attributes:
+        specs: spec name -> what to build.
+        data: the training and test data (shipped once per cell to a worker).
+        config: the recipe.
+        profile: the profile whose folders the runs go to.
+        progress: the per-epoch bar (serial sweeps only; workers keep quiet).
+    """
+
+    specs: Mapping[str, ModelSpec]
+    data: Dataset
+    config: TrainConfig
+    profile: str
+    progress: bool = False
+
+    def cells(self, seeds: Any) -> list[Any]:
+        """One cell per (spec, seed), specs outer."""
+        from .sweep import Cell
+
+        return [Cell("resnets", f"{name}_seed{seed}", _identity(spec, self.data, self.config, seed))
+                for name, spec in self.specs.items() for seed in seeds]
+
+    def __call__(self, cell: Any, device: torch.device) -> dict[str, float]:
+        spec, seed = self.specs[cell.name.rsplit("_seed", 1)[0]], int(cell.params["seed"])
+        run = train_or_load(spec, self.data, self.config, seed=seed, run_dir=run_dir_for(self.profile, spec.name, seed),
+                            device=device, progress=self.progress, profile=self.profile)
+        return {"test_acc": run.test_acc, "test_loss": run.test_loss, "train_loss": run.history["train_loss"][-1],
+                "train_acc": run.history["train_acc"][-1]}
 
 
 def trajectory(run_dir: Path) -> list[dict[str, Tensor]]:
