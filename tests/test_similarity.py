@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lsutils.similarity import l2_distance, linear_cka, mixup_inputs, mixup_plan, representations, seed_cka, seed_distance
+from lsutils.similarity import (l2_distance, linear_cka, mixup_inputs, mixup_plan, representations, seed_cka,
+                                seed_distance)
 
 
 def _reps(n: int = 50, p: int = 6, q: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
