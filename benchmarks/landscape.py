@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from lsutils import pinn
 from lsutils.directions import random_direction
-from lsutils.landscape import evaluate_grid, grid_axes
+from lsutils.landscape import evaluate_block, evaluate_grid, grid_axes
 from lsutils.models import resnet
 from lsutils.objectives import ClassifierObjective
 from lsutils.repro import tune_cpu_allocator
@@ -269,6 +269,42 @@ def pinn_case(n_collocation: int, steps: int, rounds: int) -> dict:
     return res
 
 
+def profile_point(n_samples: int, batch: int) -> dict:
+    """Where the time of one ResNet-20 grid point goes, beside one plain forward pass over the
+    same data: torch.profiler's self time per operator, and the wall time outside any operator
+    (Python, ``functional_call``'s swaps, the grid's bookkeeping)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    model = resnet(20, skip=True, dim=2).eval()
+    x, y = torch.randn(n_samples, 3, 32, 32), torch.randint(0, 10, (n_samples,))
+    obj = ClassifierObjective(model, x, y, batch_size=batch)
+    origin = {k: v.detach().clone() for k, v in model.named_parameters()}
+    dirs = [random_direction(origin, 1), random_direction(origin, 2)]
+    coeffs = torch.tensor([[0.5, -0.5]])
+
+    def point():  # the work of one grid point inside evaluate_grid (chunk 1: loss and accuracy)
+        evaluate_block(obj, origin, dirs, coeffs, [np.array([0])], True)
+
+    def forward():
+        with torch.no_grad():
+            for i in range(0, n_samples, batch):
+                F.cross_entropy(model(x[i:i + batch]), y[i:i + batch], reduction="sum").item()
+
+    out = {}
+    for name, fn in (("grid_point", point), ("forward", forward)):
+        fn()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            t = time.perf_counter()
+            fn()
+            wall = time.perf_counter() - t
+        ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+        total = sum(e.self_cpu_time_total for e in ops) / 1e6
+        out[name] = {"wall_s": wall, "ops_s": total, "outside_ops_s": max(0.0, wall - total),
+                     "top": [(e.key, e.self_cpu_time_total / 1e6, e.count) for e in ops[:8]]}
+    return out
+
+
 def ratios(case: dict) -> dict:
     """The best lsutils setting and its ratios: to the limit and the loops, medians of
     the alternating rounds; to loss-landscapes, of the medians."""
@@ -289,8 +325,20 @@ def main(argv=None) -> int:
     p.add_argument("--pinn-steps", type=int, default=21, help="PINN grid is steps x steps (default 21)")
     p.add_argument("--rounds", type=int, default=5, help="alternating timing rounds (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--profile", action="store_true", help="only profile one ResNet grid point against a forward pass")
     a = p.parse_args(argv)
     tuned = tune_cpu_allocator()  # as choose_device does on the CPU: every method below benefits
+    if a.profile:
+        prof = profile_point(a.resnet_samples, 64)
+        if a.json:
+            print(json.dumps(prof, indent=2))
+            return 0
+        for name, r in prof.items():
+            print(f"{name}: {r['wall_s']:.3f} s wall, {r['ops_s']:.3f} s in operators, "
+                  f"{r['outside_ops_s']:.3f} s outside them")
+            for key, sec, count in r["top"]:
+                print(f"  {key:<32} {sec:8.3f} s  {100 * sec / r['wall_s']:5.1f}%  x{count}")
+        return 0
     res = {"threads": torch.get_num_threads(), "torch": torch.__version__, "rounds": a.rounds, "allocator_tuned": tuned,
            "resnet": resnet_case(a.resnet_samples, a.resnet_steps, a.rounds),
            "pinn": pinn_case(a.pinn_collocation, a.pinn_steps, a.rounds)}

@@ -42,7 +42,8 @@ from .directions import eigen_plane, pca_directions, random_direction
 from .landscape import Landscape, eigen_length, evaluate_grid, grid_axes, interpolate, load_landscape, to_vti
 from .models import ResNetSpec
 from .objectives import ClassifierObjective, Objective
-from .sweep import executor_kind, run_sweep
+from .sweep import executor_kind, record_path, run_sweep
+from .taxonomy import ModelTask, PairTask, PhaseDiagrams, model_cells, pair_cells, phase_table
 from .train import TrainRun, TrainTask, run_dir_for, train_or_load, trajectory
 from .trajectories import JumpRun, jump_and_retrain
 
@@ -50,7 +51,7 @@ __all__ = ["Catalog", "TrainedModel", "SLICES"]
 
 #: the summary file of each chapter that writes one, by stage.
 SUMMARIES: dict[str, str] = {"topology": "summaries.json", "jump_retrain": "summary.json",
-                             "connectivity": "summary.json"}
+                             "connectivity": "summary.json", "taxonomy": "summary.json"}
 
 #: chapter 4's landscapes of every model: (kind, dimensions).
 SLICES: tuple[tuple[str, int], ...] = (("random", 2), ("hessian", 2), ("hessian", 3))
@@ -132,6 +133,12 @@ class Catalog:
         """The folder of ``stage`` (one of :data:`lsutils.artifacts.STAGES`) for this profile."""
         return artifacts.stage_dir(self.name, stage)
 
+    @property
+    def sweep_device(self) -> torch.device | str:
+        """Where sweep cells compute: this catalog's device in this machine's processes, the
+        profile's request (``auto``) on a remote scheduler's workers, which resolve it themselves."""
+        return self.profile.device if executor_kind(self.executor) in ("address", "file") else self.device
+
     def _announce(self, stage: str, what: str) -> None:
         owner = artifacts.STAGES[stage]
         if owner != self.notebook and stage not in self._announced:
@@ -163,7 +170,7 @@ class Catalog:
         if not all(artifacts.exists(run_dir_for(self.name, n, seed) / "final.json") for n in specs for seed in seeds):
             self._announce("resnets", "trained ResNets")
         task = TrainTask(specs, self.dataset, config, self.name, progress=self.progress)
-        run_sweep(task.cells(seeds), task, self.device, executor=self.executor, profile=self.name,
+        run_sweep(task.cells(seeds), task, self.sweep_device, executor=self.executor, profile=self.name,
                   progress=self.progress, desc="ResNets")
         out = []
         for label, spec in self.resnet_specs().items():
@@ -184,7 +191,7 @@ class Catalog:
         if not all(artifacts.exists(pinn.run_path(self.name, beta, seed)) for beta in betas for seed in seeds):
             self._announce("pinns", "trained PINNs")
         task = pinn.PinnTask(config, self.name, progress=self.progress)
-        run_sweep(task.cells(betas, seeds), task, self.device, executor=self.executor, profile=self.name,
+        run_sweep(task.cells(betas, seeds), task, self.sweep_device, executor=self.executor, profile=self.name,
                   progress=self.progress, desc="PINNs")
         out = []
         for beta in betas:
@@ -387,6 +394,32 @@ class Catalog:
         """``model``'s weights as a point of ``like``'s parameter space."""
         state = model.run.state if model.family == "PINN" else model.run.model.state_dict()
         return {k: state[k].detach().to(like.device) for k in like.params}
+
+    # ------------------------------------------------------------------ chapter 8: taxonomy
+    def taxonomy_data(self) -> Dataset:
+        """Chapter 8's data: the first ``n_train`` / ``n_test`` samples of chapter 1's."""
+        s = self.section("08_taxonomy")
+        return self.dataset.subset(s.n_train or None, s.n_test or None)
+
+    def phase_diagrams(self) -> PhaseDiagrams:
+        """Chapter 8's two phase diagrams, every cell trained and measured (or loaded) in one sweep on
+        the profile's executor, then every grid point's seeds connected and compared in a second."""
+        s = self.section("08_taxonomy")
+        data, recipe = self.taxonomy_data(), s.recipe()
+        points = list(dict.fromkeys(s.batch_points() + s.noise_points()))
+        models = ModelTask(data, recipe, self.name)
+        cells = model_cells(points, s.seeds, recipe, data)
+        if not all(artifacts.exists(record_path(c, self.name)) for c in cells):
+            self._announce("taxonomy", "phase-diagram cells")
+        first = run_sweep(cells, models, self.sweep_device, executor=self.executor, profile=self.name,
+                          progress=self.progress, raise_errors=False, desc="phase-diagram models")
+        second = run_sweep(pair_cells(points, s.seeds, recipe, data), PairTask(models), self.sweep_device,
+                           executor=self.executor, profile=self.name, progress=self.progress, raise_errors=False,
+                           desc="seed pairs")
+        return PhaseDiagrams(batch=phase_table(s.batch_points(), first.metrics, second.metrics, s.seeds),
+                             noise=phase_table(s.noise_points(), first.metrics, second.metrics, s.seeds),
+                             failures={**first.failures, **second.failures}, seconds=first.seconds + second.seconds,
+                             ran=first.ran + second.ran)
 
     # ------------------------------------------------------------------ summaries
     def save_summary(self, stage: str, obj: Any, *, params: dict[str, Any]) -> Path:

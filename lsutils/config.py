@@ -44,6 +44,7 @@ from .repro import DEVICES
 from .sweep import executor_kind
 from .settings import SettingError, check_scalar, check_value, derive, same_as, setting
 from .train import TrainConfig
+from .taxonomy import PhaseRecipe
 from .trajectories import JumpConfig
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "TopologyParams",
     "JumpRetrainParams",
     "ConnectivityParams",
+    "TaxonomyParams",
     "NOTEBOOK_SCHEMAS",
     "PROFILE_NAMES",
     "repo_root",
@@ -292,6 +294,63 @@ class ConnectivityParams:
                              bn_samples=self.bn_samples, seed=seed)
 
 
+@dataclass(frozen=True)
+class TaxonomyParams:
+    """Parameters of ``08_taxonomy``: Yang et al. 2021's phase diagrams over width x batch size and
+    width x label noise, swept on the profile's executor. The recipe keys are
+    :class:`~lsutils.taxonomy.PhaseRecipe`'s."""
+
+    widths: list = _spec([2, 4, 8, 16], lo=1, doc="base channels k of the ResNet (stages k, 2k, 4k)")
+    batch_sizes: list = _spec([32, 128, 512], lo=1, doc="batch sizes (temperature: small is hot)")
+    noise_levels: list = _spec([0.2, 0.4], lo=0.0, hi=1.0, doc="label noise of the second diagram (0 is shared)")
+    noise_batch: int = _spec(128, lo=1, doc="the batch size of the label-noise diagram (one of batch_sizes)")
+    seeds: list = _spec([0, 1], lo=0, doc="training seeds per cell (mc and CKA compare them)")
+    n_train: int = _spec(4000, lo=0, doc="first n training samples of chapter 1's data (0: all)")
+    n_test: int = _spec(0, lo=0, doc="first n test samples (0: all)")
+    depth: int = same_as(PhaseRecipe, "depth")
+    epochs: int = same_as(PhaseRecipe, "epochs")
+    lr: float = same_as(PhaseRecipe, "lr")
+    momentum: float = same_as(PhaseRecipe, "momentum")
+    weight_decay: float = same_as(PhaseRecipe, "weight_decay")
+    augment: bool = same_as(PhaseRecipe, "augment")
+    hessian_samples: int = same_as(PhaseRecipe, "hessian_samples")
+    lanczos_steps: int = same_as(PhaseRecipe, "lanczos_steps")
+    lanczos_tol: float = same_as(PhaseRecipe, "lanczos_tol")
+    trace_probes: int = same_as(PhaseRecipe, "trace_probes")
+    curve_steps: int = same_as(PhaseRecipe, "curve_steps")
+    curve_lr: float = same_as(PhaseRecipe, "curve_lr")
+    curve_points: int = same_as(PhaseRecipe, "curve_points")
+    path_samples: int = same_as(PhaseRecipe, "path_samples")
+    cka_samples: int = same_as(PhaseRecipe, "cka_samples")
+    mc_tolerance: float = _spec(2.0, lo=0.0, doc="poorly connected when mc < -this (training-error points)")
+    sharp_at: float = _spec(0.0, lo=0.0, doc="sharp when the top eigenvalue is at least this (0: the geometric "
+                                             "middle of the grid's range)")
+    cka_split: float = _spec(0.0, lo=0.0, hi=1.0, doc="IV-B when CKA is at least this, else IV-A (0: the middle of "
+                                                      "the grid's range)")
+    min_acc_gain: float = _spec(0.0, lo=0.0, doc="asserted: the widest networks' test accuracy exceeds the "
+                                                 "narrowest's by this many points (0: no check)")
+
+    def __post_init__(self) -> None:
+        if len(set(self.seeds)) < 2:
+            raise ProfileError(f"seeds = {self.seeds}; allowed: at least two different seeds (mc and CKA compare them)")
+        if self.noise_batch not in self.batch_sizes:
+            raise ProfileError(f"noise_batch = {self.noise_batch}; allowed: one of batch_sizes {self.batch_sizes}")
+        if (self.depth - 2) % 6:
+            raise ProfileError(f"depth = {self.depth}; allowed: 6n + 2 (8, 14, 20, ...)")
+
+    def recipe(self) -> PhaseRecipe:
+        """What every cell shares."""
+        return derive(PhaseRecipe, self)
+
+    def batch_points(self) -> list[tuple[int, int, float]]:
+        """The width x batch-size diagram's grid points (clean labels)."""
+        return [(w, b, 0.0) for w in self.widths for b in self.batch_sizes]
+
+    def noise_points(self) -> list[tuple[int, int, float]]:
+        """The width x label-noise diagram's grid points (at ``noise_batch``; noise 0 shared)."""
+        return [(w, self.noise_batch, float(p)) for w in self.widths for p in sorted({0.0, *self.noise_levels})]
+
+
 #: notebook stem -> dataclass of its parameters. A later chapter adds its own here.
 NOTEBOOK_SCHEMAS: dict[str, type] = {
     "01_train_resnets": ResnetTrainParams,
@@ -301,6 +360,7 @@ NOTEBOOK_SCHEMAS: dict[str, type] = {
     "05_topology": TopologyParams,
     "06_jump_and_retrain": JumpRetrainParams,
     "07_connectivity": ConnectivityParams,
+    "08_taxonomy": TaxonomyParams,
 }
 
 
@@ -413,6 +473,8 @@ def _estimate_bytes(stem: str, section: Any) -> dict[str, float]:
         return {"compare_resolution": s.compare_resolution ** 2 * 8 * 16.0}
     if stem == "06_jump_and_retrain":
         return {"knn": s.knn * s.n_points * 8 * 8.0}
+    if stem == "08_taxonomy":  # each cell's model and data live in one worker at a time
+        return {"widths": max(s.widths) ** 2 * 16 * 9 * 4 * 8.0}
     if stem == "07_connectivity":  # the cut's points, each a copy of a network's weights (float32, ~1e6 at most)
         return {"cut_resolution": (s.cut_resolution + 1) * (s.cut_resolution + 2) / 2 * 4e6}
     return {}

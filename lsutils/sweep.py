@@ -52,7 +52,7 @@ import torch
 
 from . import artifacts
 from .paths import data_root
-from .repro import progress_bar, seed_everything
+from .repro import DEVICES, choose_device, progress_bar, seed_everything
 
 __all__ = ["Cell", "SweepResult", "SweepError", "run_sweep", "run_cell", "record_path", "executor_kind",
            "open_executor", "map_unordered", "SquareTask", "EXECUTOR_HELP"]
@@ -214,7 +214,8 @@ def run_cell(task: Callable[[Cell, torch.device], Mapping[str, Any]], cell: Cell
         if threads is not None:
             torch.set_num_threads(threads)
         seed_everything(cell.seed)
-        metrics = dict(task(cell, torch.device(device)))
+        where = choose_device(device) if device in DEVICES else torch.device(device)  # "auto": the worker's own
+        metrics = dict(task(cell, where))
         # no time or host in the record: the same cell gives the same bytes on any executor
         artifacts.save_json(record_path(cell, profile), {"metrics": metrics}, params=dict(cell.params),
                             seed=cell.seed, profile=profile, extra={"device": device})
@@ -249,7 +250,8 @@ def run_sweep(cells: Sequence[Cell], task: Callable[[Cell, torch.device], Mappin
         cells: the sweep; names must be unique.
         task: picklable ``task(cell, device) -> metrics`` (a module-level function or an
             instance of a module-level class); it writes the cell's artifacts.
-        device: where each cell computes (on a dask-cuda worker ``cuda`` is its own GPU).
+        device: where each cell computes: a device, or a request (``auto``, ``cuda``) that each worker
+            resolves for itself (on a dask-cuda worker ``cuda`` is its own GPU).
         executor: ``serial``, ``local:N``, a scheduler address or file, or an executor object.
         profile: the profile whose folders the records go to.
         threads: torch threads per cell; ``-1`` (default): leave the process's own count when

@@ -69,6 +69,10 @@ def test_negative_beta_names_key_and_range(tmp_path):
      "01_train_resnets.dataset = 'imagenet'; allowed: mnist1d, cifar10"),
     ({"notebooks": {"01_train_resnets": {"depth": 21}}}, "depth = 21; allowed: 6n + 2"),
     ({"notebooks": {"01_train_resnets": {"augment": "yes"}}}, "augment: expected true or false"),
+    ({"executor": "local:0"}, "executor = 'local:0'; allowed: serial, local:N (N >= 1), tcp://host:port"),
+    ({"executor": "dask"}, "executor = 'dask'; allowed: serial, local:N"),
+    ({"notebooks": {"08_taxonomy": {"seeds": [3]}}}, "seeds = [3]; allowed: at least two different seeds"),
+    ({"notebooks": {"08_taxonomy": {"noise_batch": 100}}}, "noise_batch = 100; allowed: one of batch_sizes"),
 ])
 def test_bad_values_name_the_key(tmp_path, body, needle):
     with pytest.raises(ProfileError) as err:

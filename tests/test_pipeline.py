@@ -246,7 +246,7 @@ def test_each_notebook_runs_alone(stem, smoke_chain, tmp_path):
     assert any(f.parts[2] == own for f in files), f"{stem} wrote nothing under {own}/"
     for f in files:
         assert (chain / f).is_file(), f"{f} is not in the full chain's artifacts"
-        if f.parts[2] == own and own not in ("resnets", "pinns", "hessian", "jump_retrain"):
+        if f.parts[2] == own and own not in ("resnets", "pinns", "hessian", "jump_retrain", "taxonomy"):
             assert (alone / f).read_bytes() == (chain / f).read_bytes(), f
         else:
             assert _same_artifact(alone / f, chain / f), f
@@ -282,6 +282,14 @@ FULL_AT_TOY_SIZE = {
     "notebooks.07_connectivity.wedge_count": 3, "notebooks.07_connectivity.wedge_short": 3,
     "notebooks.07_connectivity.wedge_trials": 1, "notebooks.07_connectivity.max_curve_ratio": 0.0,
     "notebooks.07_connectivity.max_end_gap": 0.0,
+    "notebooks.08_taxonomy.widths": [2], "notebooks.08_taxonomy.batch_sizes": [32],
+    "notebooks.08_taxonomy.noise_levels": [0.5], "notebooks.08_taxonomy.noise_batch": 32,
+    "notebooks.08_taxonomy.seeds": [0, 1], "notebooks.08_taxonomy.n_train": 64, "notebooks.08_taxonomy.n_test": 32,
+    "notebooks.08_taxonomy.epochs": 1, "notebooks.08_taxonomy.hessian_samples": 32,
+    "notebooks.08_taxonomy.lanczos_steps": 4, "notebooks.08_taxonomy.trace_probes": 2,
+    "notebooks.08_taxonomy.curve_steps": 2, "notebooks.08_taxonomy.curve_points": 3,
+    "notebooks.08_taxonomy.path_samples": 32, "notebooks.08_taxonomy.cka_samples": 32,
+    "notebooks.08_taxonomy.min_acc_gain": 0.0,
 }
 
 
@@ -311,6 +319,7 @@ def test_full_profile_code_path_at_toy_size(tmp_path):
     assert {p.name for p in (runs / "topology").iterdir()} >= {"summaries.json", "planes"}
     assert (runs / "jump_retrain" / "summary.json").is_file()
     assert (runs / "connectivity" / "summary.json").is_file()
+    assert (runs / "taxonomy" / "summary.json").is_file()
 
 
 @pytest.mark.pipeline
