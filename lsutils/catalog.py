@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from .directions import eigen_plane, pca_directions, random_direction
 from .landscape import Landscape, eigen_length, evaluate_grid, grid_axes, interpolate, load_landscape, to_vti
 from .models import ResNetSpec
 from .objectives import ClassifierObjective, Objective
-from .sweep import executor_kind, record_path, run_sweep
+from .sweep import executor_kind, open_executor, record_path, run_sweep
 from .taxonomy import ModelTask, PairTask, PhaseDiagrams, model_cells, pair_cells, phase_table
 from .train import TrainRun, TrainTask, run_dir_for, train_or_load, trajectory
 from .trajectories import JumpRun, jump_and_retrain
@@ -171,7 +172,7 @@ class Catalog:
             self._announce("resnets", "trained ResNets")
         task = TrainTask(specs, self.dataset, config, self.name, progress=self.progress)
         run_sweep(task.cells(seeds), task, self.sweep_device, executor=self.executor, profile=self.name,
-                  progress=self.progress, desc="ResNets")
+                  progress=self.progress, desc=f"ResNets ({self.executor})")
         out = []
         for label, spec in self.resnet_specs().items():
             for seed in seeds:
@@ -192,7 +193,7 @@ class Catalog:
             self._announce("pinns", "trained PINNs")
         task = pinn.PinnTask(config, self.name, progress=self.progress)
         run_sweep(task.cells(betas, seeds), task, self.sweep_device, executor=self.executor, profile=self.name,
-                  progress=self.progress, desc="PINNs")
+                  progress=self.progress, desc=f"PINNs ({self.executor})")
         out = []
         for beta in betas:
             for seed in seeds:
@@ -408,14 +409,18 @@ class Catalog:
         data, recipe = self.taxonomy_data(), s.recipe()
         points = list(dict.fromkeys(s.batch_points() + s.noise_points()))
         models = ModelTask(data, recipe, self.name)
-        cells = model_cells(points, s.seeds, recipe, data)
-        if not all(artifacts.exists(record_path(c, self.name)) for c in cells):
+        cells, pairs = model_cells(points, s.seeds, recipe, data), pair_cells(points, s.seeds, recipe, data)
+        pending = [c for c in cells + pairs if not artifacts.matches(record_path(c, self.name), dict(c.params))]
+        if any(c in pending for c in cells):
             self._announce("taxonomy", "phase-diagram cells")
-        first = run_sweep(cells, models, self.sweep_device, executor=self.executor, profile=self.name,
-                          progress=self.progress, raise_errors=False, desc="phase-diagram models")
-        second = run_sweep(pair_cells(points, s.seeds, recipe, data), PairTask(models), self.sweep_device,
-                           executor=self.executor, profile=self.name, progress=self.progress, raise_errors=False,
-                           desc="seed pairs")
+        # one cluster for both sweeps (its start and the workers' first imports cost seconds); none when all is done
+        opened = open_executor(self.executor) if pending else contextlib.nullcontext()
+        with opened as pool:
+            where = self.executor if pool is None else pool
+            first = run_sweep(cells, models, self.sweep_device, executor=where, profile=self.name, progress=self.progress,
+                              raise_errors=False, desc=f"phase-diagram models ({self.executor})")
+            second = run_sweep(pairs, PairTask(models), self.sweep_device, executor=where, profile=self.name,
+                               progress=self.progress, raise_errors=False, desc=f"seed pairs ({self.executor})")
         return PhaseDiagrams(batch=phase_table(s.batch_points(), first.metrics, second.metrics, s.seeds),
                              noise=phase_table(s.noise_points(), first.metrics, second.metrics, s.seeds),
                              failures={**first.failures, **second.failures}, seconds=first.seconds + second.seconds,

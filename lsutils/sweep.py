@@ -282,8 +282,7 @@ def run_sweep(cells: Sequence[Cell], task: Callable[[Cell, torch.device], Mappin
     root = str(data_root())
     if todo:
         jobs = [(c.name, (task, c, profile, str(device), threads, root)) for c in todo]
-        bar = progress_bar(total=len(todo), desc=f"{desc} ({executor if kind != 'object' else 'executor'})",
-                           enabled=progress, unit="cell")
+        bar = progress_bar(total=len(todo), desc=desc, enabled=progress, unit="cell")
         with open_executor(executor) as pool:
             for name, out in map_unordered(pool, run_cell, jobs):
                 if isinstance(out, BaseException):  # lost by the executor (e.g. a worker killed too often)
