@@ -417,8 +417,9 @@ class Catalog:
         opened = open_executor(self.executor) if pending else contextlib.nullcontext()
         with opened as pool:
             where = self.executor if pool is None else pool
-            first = run_sweep(cells, models, self.sweep_device, executor=where, profile=self.name, progress=self.progress,
-                              raise_errors=False, desc=f"phase-diagram models ({self.executor})")
+            first = run_sweep(cells, models, self.sweep_device, executor=where, profile=self.name,
+                              progress=self.progress, raise_errors=False,
+                              desc=f"phase-diagram models ({self.executor})")
             second = run_sweep(pairs, PairTask(models), self.sweep_device, executor=where, profile=self.name,
                                progress=self.progress, raise_errors=False, desc=f"seed pairs ({self.executor})")
         return PhaseDiagrams(batch=phase_table(s.batch_points(), first.metrics, second.metrics, s.seeds),
