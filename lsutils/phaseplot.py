@@ -25,8 +25,8 @@ from .plotting import PALETTE, panels
 
 __all__ = ["phase_panels", "phase_map", "trends_vs_paper", "AXIS_LABELS"]
 
-AXIS_LABELS = {"width": "width k (base channels)", "batch_size": "batch size (temperature: small is hot)",
-               "noise": "label noise (fraction of training labels)"}
+AXIS_LABELS = {"width": "width k (base channels)", "batch_size": "batch size (small: hot)",
+               "noise": "label noise (fraction)"}
 
 PHASE_COLOURS = {"I": "#d62728", "II": "#ff7f0e", "III": "#9467bd", "IV-A": "#17becf", "IV-B": "#2ca02c"}
 
@@ -39,6 +39,11 @@ def _grid(rows: Sequence[Mapping[str, Any]], x: str, y: str, key: str) -> tuple[
         value = r.get(key)
         z[ys.index(r[y]), xs.index(r[x])] = np.nan if value is None else float(value)
     return xs, ys, z
+
+
+def _short(v: float) -> str:
+    """A cell's value in at most four characters or so: 596, 48, 2.4, 0.09, 0.005."""
+    return f"{v:.0f}" if abs(v) >= 10 else f"{v:.2g}" if abs(v) >= 0.001 else f"{v:.0e}"
 
 
 def _axes(ax, xs: list, ys: list, x: str, y: str) -> None:
@@ -63,7 +68,7 @@ def phase_panels(rows: Sequence[Mapping[str, Any]], x: str, y: str, keys: Sequen
         fig.colorbar(im, ax=ax, label=label)
         for (i, j), v in np.ndenumerate(z):
             if np.isfinite(v):
-                ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=8,
+                ax.text(j, i, _short(v), ha="center", va="center", fontsize=8,
                         color="white" if im.norm(v) < 0.5 else "black")
         _axes(ax, xs, ys, x, y)
         ax.set_title(label)
@@ -110,5 +115,5 @@ def trends_vs_paper(widths: Sequence[float], ours: Mapping[str, Sequence[float]]
             ax.set_yscale("log")
         ax.set_xlabel("width")
         ax.set_title(label, fontsize=10.5)
-    axs[0].legend(fontsize=8.5)
+    axs[0].legend(fontsize=8.5, loc="lower left")
     return fig
