@@ -43,7 +43,7 @@ from .directions import eigen_plane, pca_directions, random_direction
 from .landscape import Landscape, eigen_length, evaluate_grid, grid_axes, interpolate, load_landscape, to_vti
 from .models import ResNetSpec
 from .objectives import ClassifierObjective, Objective
-from .sweep import executor_kind, open_executor, record_path, run_sweep
+from .sweep import executor_kind, is_finished, open_executor, run_sweep
 from .taxonomy import ModelTask, PairTask, PhaseDiagrams, model_cells, pair_cells, phase_table
 from .train import TrainRun, TrainTask, run_dir_for, train_or_load, trajectory
 from .trajectories import JumpRun, jump_and_retrain
@@ -410,8 +410,8 @@ class Catalog:
         points = list(dict.fromkeys(s.batch_points() + s.noise_points()))
         models = ModelTask(data, recipe, self.name)
         cells, pairs = model_cells(points, s.seeds, recipe, data), pair_cells(points, s.seeds, recipe, data)
-        pending = [c for c in cells + pairs if not artifacts.matches(record_path(c, self.name), dict(c.params))]
-        if any(c in pending for c in cells):
+        pending = {c.name for c in cells + pairs if not is_finished(c, self.name)}
+        if any(c.name in pending for c in cells):
             self._announce("taxonomy", "phase-diagram cells")
         # one cluster for both sweeps (its start and the workers' first imports cost seconds); none when all is done
         opened = open_executor(self.executor) if pending else contextlib.nullcontext()

@@ -38,6 +38,7 @@ from torch import Tensor
 from . import artifacts
 from .objectives import Objective, Params
 from .repro import progress_bar
+from .sweep import executor_kind, map_unordered, open_executor
 
 __all__ = ["Landscape", "grid_axes", "evaluate_grid", "eigen_length", "interpolate", "load_landscape", "to_vti"]
 
@@ -224,8 +225,6 @@ def evaluate_block(objective: Objective, origin: Params, directions: Sequence[Pa
 def _evaluated(objective: Objective, o: Params, ds: Sequence[Params], coeffs: Tensor, blocks: list[np.ndarray],
                metrics: bool, executor: Any, n_blocks: int) -> Any:
     """``(indices, values)`` of every chunk, evaluated here or in ``n_blocks`` tasks on ``executor``."""
-    from .sweep import executor_kind, map_unordered, open_executor
-
     if executor is None or executor_kind(executor) == "serial":
         for idx in blocks:
             yield idx, evaluate_block(objective, o, ds, coeffs, [idx], metrics)[0]

@@ -55,6 +55,7 @@ from .convection import ConvectionProblem, PinnPoints, relative_l2_error
 from .models import PinnMLP
 from .objectives import Params, PinnObjective
 from .repro import progress_bar
+from .sweep import Cell
 from .settings import check, setting
 from .train import check_finite
 
@@ -233,15 +234,13 @@ class PinnTask:
     profile: str
     progress: bool = False
 
-    def cells(self, betas: Any, seeds: Any) -> list[Any]:
+    def cells(self, betas: Any, seeds: Any) -> list[Cell]:
         """One cell per (beta, seed), betas outer."""
-        from .sweep import Cell
-
         return [Cell("pinns", f"beta{beta:g}_seed{seed}",
                      {"beta": float(beta), "seed": seed, "config": dataclasses.asdict(self.config)})
                 for beta in betas for seed in seeds]
 
-    def __call__(self, cell: Any, device: torch.device) -> dict[str, float]:
+    def __call__(self, cell: Cell, device: torch.device) -> dict[str, float]:
         run = train_or_load(cell.params["beta"], int(cell.params["seed"]), self.config, profile=self.profile,
                             device=device, progress=self.progress)
         return {"rel_l2": run.rel_l2, "loss": run.history["loss"][-1]}

@@ -44,6 +44,7 @@ import contextlib
 import os
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -54,7 +55,7 @@ from . import artifacts
 from .paths import data_root
 from .repro import DEVICES, choose_device, progress_bar, seed_everything
 
-__all__ = ["Cell", "SweepResult", "SweepError", "run_sweep", "run_cell", "record_path", "executor_kind",
+__all__ = ["Cell", "SweepResult", "SweepError", "run_sweep", "run_cell", "record_path", "is_finished", "executor_kind",
            "open_executor", "map_unordered", "SquareTask", "EXECUTOR_HELP"]
 
 EXECUTOR_HELP = "serial, local:N (N >= 1), tcp://host:port (a Dask scheduler), or a scheduler file (*.json)"
@@ -230,14 +231,18 @@ def run_cell(task: Callable[[Cell, torch.device], Mapping[str, Any]], cell: Cell
             os.environ["LSUTILS_DATA"] = old_root
 
 
+def is_finished(cell: Cell, profile: str) -> bool:
+    """Whether ``cell`` has a record made with exactly its parameters (a sweep skips it)."""
+    return artifacts.matches(record_path(cell, profile), dict(cell.params))
+
+
 def _finished(cell: Cell, profile: str) -> dict[str, Any] | None:
-    path = record_path(cell, profile)
-    if artifacts.matches(path, dict(cell.params)):
-        try:
-            return artifacts.load_json(path)["metrics"]
-        except artifacts.ArtifactError:
-            return None
-    return None
+    if not is_finished(cell, profile):
+        return None
+    try:
+        return artifacts.load_json(record_path(cell, profile))["metrics"]
+    except artifacts.ArtifactError:
+        return None
 
 
 def run_sweep(cells: Sequence[Cell], task: Callable[[Cell, torch.device], Mapping[str, Any]],
@@ -262,8 +267,7 @@ def run_sweep(cells: Sequence[Cell], task: Callable[[Cell, torch.device], Mappin
     Returns:
         The :class:`SweepResult`; the metrics of cells finished before come from their records.
     """
-    names = [c.name for c in cells]
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = sorted(n for n, k in Counter(c.name for c in cells).items() if k > 1)
     if dup:
         raise ValueError(f"cells: the name {dup[0]!r} appears more than once; allowed: unique names")
     kind = executor_kind(executor)

@@ -48,6 +48,7 @@ from . import artifacts
 from .data import Dataset
 from .repro import progress_bar
 from .settings import check, setting
+from .sweep import Cell
 
 __all__ = ["TrainConfig", "TrainRun", "ModelSpec", "augment_batch", "lr_at", "evaluate",
            "train_classifier", "train_or_load", "load_run", "trajectory", "run_dir_for",
@@ -362,14 +363,12 @@ class TrainTask:
     profile: str
     progress: bool = False
 
-    def cells(self, seeds: Any) -> list[Any]:
+    def cells(self, seeds: Any) -> list[Cell]:
         """One cell per (spec, seed), specs outer."""
-        from .sweep import Cell
-
         return [Cell("resnets", f"{name}_seed{seed}", _identity(spec, self.data, self.config, seed))
                 for name, spec in self.specs.items() for seed in seeds]
 
-    def __call__(self, cell: Any, device: torch.device) -> dict[str, float]:
+    def __call__(self, cell: Cell, device: torch.device) -> dict[str, float]:
         spec, seed = self.specs[cell.name.rsplit("_seed", 1)[0]], int(cell.params["seed"])
         run = train_or_load(spec, self.data, self.config, seed=seed, run_dir=run_dir_for(self.profile, spec.name, seed),
                             device=device, progress=self.progress, profile=self.profile)
