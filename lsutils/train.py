@@ -51,7 +51,7 @@ from .settings import check, setting
 from .sweep import Cell
 
 __all__ = ["TrainConfig", "TrainRun", "ModelSpec", "augment_batch", "lr_at", "evaluate",
-           "train_classifier", "train_or_load", "load_run", "trajectory", "run_dir_for",
+           "train_classifier", "train_or_load", "load_run", "trajectory", "saved_epochs", "epoch_state", "run_dir_for",
            "summary_table", "TrainingDiverged", "check_finite", "TrainTask"]
 
 SCHEDULES = ("cosine", "step", "constant")
@@ -378,8 +378,17 @@ class TrainTask:
 
 def trajectory(run_dir: Path) -> list[dict[str, Tensor]]:
     """The weights of every epoch of a finished run, ``epoch_000`` (initialisation) first."""
-    epochs = artifacts.read_meta(run_dir / "final.json")["params"]["train"]["epochs"]
-    return [artifacts.load_torch(_epoch_path(run_dir, e))["state"] for e in range(epochs + 1)]
+    return [epoch_state(run_dir, e) for e in range(saved_epochs(run_dir) + 1)]
+
+
+def saved_epochs(run_dir: Path) -> int:
+    """The number of training epochs of a finished run (its states are epochs 0 to this)."""
+    return int(artifacts.read_meta(run_dir / "final.json")["params"]["train"]["epochs"])
+
+
+def epoch_state(run_dir: Path, epoch: int) -> dict[str, Tensor]:
+    """The weights and buffers of a run after ``epoch`` epochs (0: the initialisation)."""
+    return artifacts.load_torch(_epoch_path(run_dir, epoch))["state"]
 
 
 def run_dir_for(profile: str, name: str, seed: int) -> Path:
