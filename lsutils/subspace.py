@@ -29,7 +29,10 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["RandomSubspace", "train_in_subspace"]
+__all__ = ["RandomSubspace", "train_in_subspace", "OPTIMIZERS"]
+
+#: the optimizers of :func:`train_in_subspace`.
+OPTIMIZERS = ("sgd", "adam")
 
 
 class RandomSubspace:
@@ -85,19 +88,27 @@ class RandomSubspace:
 
 
 def train_in_subspace(loss: Callable[[Tensor], Tensor], theta0: Tensor, subspace: RandomSubspace, *,
-                      steps: int, lr: float, momentum: float = 0.9) -> tuple[Tensor, list[float]]:
-    r"""Minimize :math:`L(\theta_0 + P z)` over :math:`z` (from 0) by SGD with momentum on a
-    flat-vector loss; returns the final :math:`\theta` and the loss of every step."""
+                      steps: int, lr: float, momentum: float = 0.9, optimizer: str = "sgd",
+                      basis: Tensor | None = None) -> tuple[Tensor, list[float]]:
+    r"""Minimize :math:`L(\theta_0 + P z)` over :math:`z` (from 0) on a flat-vector loss, by SGD with
+    ``momentum`` or by Adam (``optimizer``); returns the final :math:`\theta` and the loss of every
+    step (``loss`` may draw a new minibatch at every call). ``basis``: :math:`P` whole, when it fits
+    in memory (faster than regenerating its blocks at every step)."""
     if theta0.numel() != subspace.dim:
         raise ValueError(f"theta0 has {theta0.numel()} entries; allowed: subspace.dim = {subspace.dim}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer = {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    p = None if basis is None else basis.to(theta0.device, theta0.dtype)
+    lift = subspace.lift if p is None else (lambda z: p @ z)
     z = torch.zeros(subspace.rank, dtype=theta0.dtype, device=theta0.device, requires_grad=True)
-    opt = torch.optim.SGD([z], lr=lr, momentum=momentum)
+    opt = (torch.optim.SGD([z], lr=lr, momentum=momentum) if optimizer == "sgd"
+           else torch.optim.Adam([z], lr=lr))
     history = []
     for _ in range(steps):
         opt.zero_grad()
-        value = loss(theta0 + subspace.lift(z))
+        value = loss(theta0 + lift(z))
         value.backward()
         opt.step()
         history.append(float(value.detach()))
     with torch.no_grad():
-        return (theta0 + subspace.lift(z)).detach(), history
+        return (theta0 + lift(z)).detach(), history
