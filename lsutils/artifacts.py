@@ -61,6 +61,7 @@ STAGES: dict[str, str] = {
     "jump_retrain": "06_jump_and_retrain",
     "connectivity": "07_connectivity",
     "taxonomy": "08_taxonomy",
+    "training_geometry": "09_training_geometry",
 }
 
 SIDECAR_SUFFIX = ".meta.json"

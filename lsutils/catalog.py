@@ -40,19 +40,22 @@ from .connections import Connection, SimplexRecord, connect_or_load, simplex_or_
 from .curvature import CurvatureReport, analyze_or_load, load_report
 from .data import Dataset, load_dataset
 from .directions import eigen_plane, pca_directions, random_direction
+from .geometry import GeometryTask, TrainingGeometry, geometry_cells, term_confinement
+from .goldilocks import GoldilocksTask, goldilocks_cells
 from .landscape import Landscape, eigen_length, evaluate_grid, grid_axes, interpolate, load_landscape, to_vti
 from .models import ResNetSpec
 from .objectives import ClassifierObjective, Objective
 from .sweep import executor_kind, is_finished, open_executor, run_sweep
 from .taxonomy import ModelTask, PairTask, PhaseDiagrams, model_cells, pair_cells, phase_table
-from .train import TrainRun, TrainTask, run_dir_for, train_or_load, trajectory
+from .train import TrainRun, TrainTask, lr_at, run_dir_for, saved_epochs, train_or_load, trajectory
 from .trajectories import JumpRun, jump_and_retrain
 
 __all__ = ["Catalog", "TrainedModel", "SLICES"]
 
 #: the summary file of each chapter that writes one, by stage.
 SUMMARIES: dict[str, str] = {"topology": "summaries.json", "jump_retrain": "summary.json",
-                             "connectivity": "summary.json", "taxonomy": "summary.json"}
+                             "connectivity": "summary.json", "taxonomy": "summary.json",
+                             "training_geometry": "summary.json"}
 
 #: chapter 4's landscapes of every model: (kind, dimensions).
 SLICES: tuple[tuple[str, int], ...] = (("random", 2), ("hessian", 2), ("hessian", 3))
@@ -426,6 +429,62 @@ class Catalog:
                              noise=phase_table(s.noise_points(), first.metrics, second.metrics, s.seeds),
                              failures={**first.failures, **second.failures}, seconds=first.seconds + second.seconds,
                              ran=first.ran + second.ran)
+
+    # ------------------------------------------------------------------ chapter 9: training geometry
+    def training_geometry(self) -> TrainingGeometry:
+        """Chapter 9's measurements: the geometry of chapter 1's two ResNets (seed ``run_seed``) at
+        the measured saved epochs and their final H and G spectra in both BatchNorm modes, then the
+        Goldilocks subspace runs, in one cluster of the profile's executor (measured or loaded)."""
+        s = self.section("09_training_geometry")
+        r = self.section("01_train_resnets")
+        models = self.resnets(seeds=[s.run_seed])  # trained first (a sweep of their own) when missing
+        specs = {m.spec.name: m.spec for m in models}
+        final = saved_epochs(models[0].run.run_dir)
+        epochs = s.epochs(final)
+        recipe, gold = s.recipe(), s.gold_recipe()
+        gold_data = self.dataset.subset(s.gold_train, None)
+        cells = geometry_cells([(n, s.run_seed) for n in specs], epochs, final, recipe, self.dataset, self.name)
+        subspace = goldilocks_cells(s.radii, s.dims, gold, gold_data, self.seed)
+        pending = [c for c in cells + subspace if not is_finished(c, self.name)]
+        if pending:
+            self._announce("training_geometry", "training-geometry cells")
+        opened = open_executor(self.executor) if pending else contextlib.nullcontext()
+        with opened as pool:
+            where = self.executor if pool is None else pool
+            first = run_sweep(cells, GeometryTask(specs, self.dataset, recipe, self.name), self.sweep_device,
+                              executor=where, profile=self.name, progress=self.progress, raise_errors=False,
+                              desc=f"epochs and spectra ({self.executor})")
+            second = run_sweep(subspace, GoldilocksTask(gold_data, gold), self.sweep_device, executor=where,
+                               profile=self.name, progress=self.progress, raise_errors=False,
+                               desc=f"random subspaces ({self.executor})")
+        config = r.train_config()
+        label = {m.spec.name: m.label for m in models}
+        out_epochs: dict[str, list[dict[str, Any]]] = {m.label: [] for m in models}
+        spectra: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for c in cells:
+            m = first.metrics.get(c.name)
+            if m is None:
+                continue
+            p = c.params
+            if p["kind"] == "epoch":
+                lr = lr_at(min(p["epoch"], config.epochs - 1), config)
+                out_epochs[label[p["model"]]].append({"epoch": p["epoch"], "lr": lr, **m})
+            else:
+                spectra[(label[p["model"]], p["operator"], p["mode"])] = m
+        rows = [{"skip": c.params["skip"], "radius": c.params["radius"], "dim": c.params["dim"],
+                 **second.metrics[c.name]} for c in subspace if c.name in second.metrics]
+        return TrainingGeometry(epochs=out_epochs, spectra=spectra, goldilocks=rows,
+                                num_classes=self.dataset.num_classes, momentum=config.momentum,
+                                failures={**first.failures, **second.failures},
+                                seconds=first.seconds + second.seconds, ran=first.ran + second.ran)
+
+    def pinn_geometry(self) -> dict[str, dict[str, Any]]:
+        """The PINNs' answer to the outlier count: for the success and failure betas (first seed),
+        the top Hessian eigenvalues and the confinement of each loss term's gradient."""
+        s, p = self.section("09_training_geometry"), self.section("02_train_pinns")
+        return {m.label: term_confinement(self.objective(m), k=s.pinn_top_k, tol=s.tol, max_steps=s.max_steps * 2,
+                                          seed=self.seed)
+                for m in self.pinns(betas=[p.low_beta, p.high_beta], seeds=p.seeds[:1])}
 
     # ------------------------------------------------------------------ summaries
     def save_summary(self, stage: str, obj: Any, *, params: dict[str, Any]) -> Path:

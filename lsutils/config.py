@@ -34,10 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import yaml
 
 from .connections import ConnectorConfig, CurveConfig, SimplexConfig
 from .curvature import CurvatureConfig
+from .geometry import GeometryRecipe
+from .goldilocks import GoldilocksRecipe
+from .logit_model import LogitModel
 from .paths import data_root, profiles_dir, repo_root
 from .pinn import PinnTrainConfig
 from .repro import DEVICES
@@ -58,6 +62,7 @@ __all__ = [
     "JumpRetrainParams",
     "ConnectivityParams",
     "TaxonomyParams",
+    "TrainingGeometryParams",
     "NOTEBOOK_SCHEMAS",
     "PROFILE_NAMES",
     "repo_root",
@@ -351,6 +356,75 @@ class TaxonomyParams:
         return [(w, self.noise_batch, float(p)) for w in self.widths for p in sorted({0.0, *self.noise_levels})]
 
 
+@dataclass(frozen=True)
+class TrainingGeometryParams:
+    """Parameters of ``09_training_geometry``: Fort & Ganguli 2019's four properties on chapter 1's
+    ResNets (one seed's trajectory), the Goldilocks sweep and the random logit-gradient model. The
+    measurement keys are :class:`~lsutils.geometry.GeometryRecipe`'s; the ``gold_*`` keys are
+    :class:`~lsutils.goldilocks.GoldilocksRecipe`'s; the ``model_*`` keys
+    :class:`~lsutils.logit_model.LogitModel`'s."""
+
+    run_seed: int = _spec(0, lo=0, doc="the seed of chapter 1's runs whose trajectories are measured")
+    epoch_points: int = _spec(7, lo=0, doc="saved epochs measured, log-spaced from 0 to the last (0: every one)")
+    samples: int = same_as(GeometryRecipe, "samples")
+    batch_size: int = same_as(GeometryRecipe, "batch_size")
+    top_k: int = same_as(GeometryRecipe, "top_k")
+    spectrum_k: int = same_as(GeometryRecipe, "spectrum_k")
+    tol: float = same_as(GeometryRecipe, "tol")
+    max_steps: int = same_as(GeometryRecipe, "max_steps")
+    trace_probes: int = same_as(GeometryRecipe, "trace_probes")
+    minibatches: int = same_as(GeometryRecipe, "minibatches")
+    pinn_top_k: int = _spec(20, lo=2, doc="top Hessian eigenpairs of the PINNs")
+    radii: list = _spec([0.1, 1.0, 3.0], lo=0.0, lo_open=True, doc="initialization radii r (x the default init)")
+    dims: list = _spec([16, 128, 1024], lo=1, doc="random subspace dimensions d (the full space is added)")
+    gold_train: int = _spec(4000, lo=2, doc="first n training samples of chapter 1's data for the subspace runs")
+    gold_depth: int = same_as(GoldilocksRecipe, "depth")
+    gold_width: int = same_as(GoldilocksRecipe, "width")
+    gold_steps: int = same_as(GoldilocksRecipe, "steps")
+    gold_lr: float = same_as(GoldilocksRecipe, "lr")
+    gold_curvature_dims: int = same_as(GoldilocksRecipe, "curvature_dims")
+    accuracy_fraction: float = _spec(0.9, lo=0.0, lo_open=True, hi=1.0,
+                                     doc="threshold dimension: the smallest d reaching this fraction of the "
+                                         "full accuracy")
+    model_features: int = same_as(LogitModel, "features")
+    model_per_class: int = same_as(LogitModel, "per_class")
+    model_separation: float = same_as(LogitModel, "separation")
+    model_noise: float = same_as(LogitModel, "noise")
+    model_logit_scale: float = same_as(LogitModel, "logit_scale")
+    min_confinement: float = _spec(0.0, lo=0.0, hi=1.0, doc="asserted: the final full-batch gradient's fraction in "
+                                                            "the top-C eigenspace is at least this (0: no check)")
+
+    def __post_init__(self) -> None:
+        if (self.gold_depth - 2) % 6:
+            raise ProfileError(f"gold_depth = {self.gold_depth}; allowed: 6n + 2 (8, 14, 20, ...)")
+        if self.spectrum_k < 2 or self.top_k < 2:
+            raise ProfileError(f"top_k = {self.top_k}, spectrum_k = {self.spectrum_k}; allowed: at least 2")
+
+    def recipe(self) -> GeometryRecipe:
+        """How every epoch and spectrum is measured."""
+        return derive(GeometryRecipe, self)
+
+    def gold_recipe(self) -> GoldilocksRecipe:
+        """The subspace runs' network, training and curvature."""
+        return GoldilocksRecipe(depth=self.gold_depth, width=self.gold_width, steps=self.gold_steps, lr=self.gold_lr,
+                                batch_size=self.batch_size, hessian_samples=self.samples,
+                                curvature_dims=self.gold_curvature_dims)
+
+    def logit_model(self, classes: int, seed: int, logit_scale: float | None = None) -> LogitModel:
+        """The random model with ``classes`` classes (at ``logit_scale``, default the profile's)."""
+        return LogitModel(classes=classes, features=self.model_features, per_class=self.model_per_class,
+                          separation=self.model_separation, noise=self.model_noise, seed=seed,
+                          logit_scale=self.model_logit_scale if logit_scale is None else logit_scale)
+
+    def epochs(self, saved: int) -> list[int]:
+        """The measured epochs of a run with ``saved`` epochs: every one (``epoch_points`` 0), else
+        ``epoch_points`` log-spaced ones from 0 to ``saved`` (fewer where they coincide)."""
+        if not self.epoch_points or self.epoch_points > saved:
+            return list(range(saved + 1))
+        inner = np.unique(np.round(np.geomspace(1, saved, self.epoch_points - 1)).astype(int)).tolist()
+        return [0, *inner]
+
+
 #: notebook stem -> dataclass of its parameters. A later chapter adds its own here.
 NOTEBOOK_SCHEMAS: dict[str, type] = {
     "01_train_resnets": ResnetTrainParams,
@@ -361,11 +435,12 @@ NOTEBOOK_SCHEMAS: dict[str, type] = {
     "06_jump_and_retrain": JumpRetrainParams,
     "07_connectivity": ConnectivityParams,
     "08_taxonomy": TaxonomyParams,
+    "09_training_geometry": TrainingGeometryParams,
 }
 
 
 #: the notebooks that run sweeps and take the profile's ``executor`` as a parameter.
-SWEEP_NOTEBOOKS = ("01_train_resnets", "02_train_pinns", "08_taxonomy")
+SWEEP_NOTEBOOKS = ("01_train_resnets", "02_train_pinns", "08_taxonomy", "09_training_geometry")
 
 
 @dataclass(frozen=True)
