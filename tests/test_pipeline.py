@@ -238,7 +238,8 @@ def test_each_notebook_runs_alone(stem, smoke_chain, tmp_path):
                 "04_landscapes": ["01_train_resnets", "02_train_pinns", "03_hessian"],
                 "05_topology": ["01_train_resnets", "02_train_pinns", "03_hessian", "04_landscapes"],
                 "06_jump_and_retrain": ["01_train_resnets"],
-                "07_connectivity": ["01_train_resnets", "02_train_pinns"]}.get(stem, [])
+                "07_connectivity": ["01_train_resnets", "02_train_pinns"],
+                "09_training_geometry": ["01_train_resnets", "02_train_pinns"]}.get(stem, [])
     for owner in upstream:  # each missing upstream stage is announced once, naming its chapter
         assert said.count(f"producing it with {owner}'s settings") == 1, (owner, said)
     from lsutils.artifacts import STAGES
@@ -291,6 +292,15 @@ FULL_AT_TOY_SIZE = {
     "notebooks.08_taxonomy.curve_steps": 2, "notebooks.08_taxonomy.curve_points": 3,
     "notebooks.08_taxonomy.path_samples": 32, "notebooks.08_taxonomy.cka_samples": 32,
     "notebooks.08_taxonomy.min_acc_gain": 0.0,
+    "notebooks.09_training_geometry.samples": 32, "notebooks.09_training_geometry.batch_size": 16,
+    "notebooks.09_training_geometry.top_k": 11, "notebooks.09_training_geometry.spectrum_k": 11,
+    "notebooks.09_training_geometry.max_steps": 14, "notebooks.09_training_geometry.trace_probes": 2,
+    "notebooks.09_training_geometry.minibatches": 1, "notebooks.09_training_geometry.pinn_top_k": 3,
+    "notebooks.09_training_geometry.radii": [1.0], "notebooks.09_training_geometry.dims": [4],
+    "notebooks.09_training_geometry.gold_train": 64, "notebooks.09_training_geometry.gold_width": 2,
+    "notebooks.09_training_geometry.gold_steps": 2, "notebooks.09_training_geometry.gold_curvature_dims": 4,
+    "notebooks.09_training_geometry.model_features": 16, "notebooks.09_training_geometry.model_per_class": 8,
+    "notebooks.09_training_geometry.min_confinement": 0.0,
 }
 
 
@@ -321,6 +331,7 @@ def test_full_profile_code_path_at_toy_size(tmp_path):
     assert (runs / "jump_retrain" / "summary.json").is_file()
     assert (runs / "connectivity" / "summary.json").is_file()
     assert (runs / "taxonomy" / "summary.json").is_file()
+    assert (runs / "training_geometry" / "summary.json").is_file()
 
 
 @pytest.mark.pipeline
