@@ -184,14 +184,16 @@ def spectrum(objective: ClassifierObjective, operator: str, num_classes: int, *,
 
 
 def epoch_geometry(objective: ClassifierObjective, *, k: int, trace_probes: int, minibatches: int,
-                   batch_size: int, tol: float = 1e-2, max_steps: int = 120, seed: int = 0) -> dict[str, Any]:
+                   batch_size: int, tol: float = 1e-2, max_steps: int = 120, seed: int = 0,
+                   pool: tuple[Tensor, Tensor] | None = None) -> dict[str, Any]:
     r"""The local geometry at one point of training, on ``objective`` (pass the training-mode loss,
     :func:`batch_statistics`, for what SGD saw).
 
     Returns:
         ``eigenvalues`` (top ``k``), ``trace`` and ``trace_stderr`` (Hutchinson), ``full_fractions``
         (the full-batch gradient's confinement, ``k = 1..K``), ``minibatch_fractions`` (the mean
-        over ``minibatches`` gradients of ``batch_size`` random samples), ``gradient_norm``,
+        over ``minibatches`` gradients of ``batch_size`` samples drawn from ``pool``, the training set
+        SGD samples from; default the objective's own data), ``gradient_norm``,
         ``weight_norm``, ``logit_scale``, ``loss`` and ``accuracy``.
     """
     op = HessianOperator(objective)
@@ -200,11 +202,11 @@ def epoch_geometry(objective: ClassifierObjective, *, k: int, trace_probes: int,
     trace = hutchinson_trace(op, trace_probes, seed=seed)
     full = _gradient(objective, objective.x, objective.y).double()
     gen = torch.Generator().manual_seed(seed)
-    n = len(objective.x)
+    px, py = (objective.x, objective.y) if pool is None else (pool[0].to(objective.device), pool[1].to(objective.device))
     mini = []
     for _ in range(minibatches):
-        idx = torch.randperm(n, generator=gen)[:min(batch_size, n)].to(objective.device)
-        mini.append(energy_fractions(basis, _gradient(objective, objective.x[idx], objective.y[idx]).double()))
+        idx = torch.randperm(len(px), generator=gen)[:min(batch_size, len(px))].to(objective.device)
+        mini.append(energy_fractions(basis, _gradient(objective, px[idx], py[idx]).double()))
     metrics = objective.metrics()
     return {"eigenvalues": [float(v) for v in eig.values], "converged": bool(eig.converged),
             "trace": trace.mean, "trace_stderr": trace.stderr,
@@ -243,9 +245,10 @@ class GeometryRecipe:
     top_k: int = setting(20, lo=2, doc="top eigenpairs at every epoch (2C: the confinement up to k = 2C)")
     spectrum_k: int = setting(30, lo=2, doc="top eigenvalues of the final spectra (H and G)")
     tol: float = setting(0.01, lo=0.0, lo_open=True, doc="relative residual of the Ritz pairs")
-    max_steps: int = setting(120, lo=2, doc="cap on Lanczos steps (products)")
+    max_steps: int = setting(120, lo=2, doc="cap on Lanczos steps (products) per epoch; the final spectra take at "
+                                            "least 3 spectrum_k")
     trace_probes: int = setting(10, lo=2, doc="Hutchinson probes of the trace at every epoch")
-    minibatches: int = setting(4, lo=0, doc="minibatch gradients per epoch")
+    minibatches: int = setting(4, lo=0, doc="minibatch gradients per epoch, drawn from the whole training set")
 
     def __post_init__(self) -> None:
         check(self)
@@ -297,9 +300,10 @@ class GeometryTask:
         obj = self.objective(p, device)
         if p["kind"] == "epoch":
             return epoch_geometry(obj, k=r.top_k, trace_probes=r.trace_probes, minibatches=r.minibatches,
-                                  batch_size=r.batch_size, tol=r.tol, max_steps=r.max_steps, seed=cell.seed)
+                                  batch_size=r.batch_size, tol=r.tol, max_steps=r.max_steps, seed=cell.seed,
+                                  pool=(self.data.x_train, self.data.y_train))
         return {**spectrum(obj, p["operator"], self.data.num_classes, k=r.spectrum_k, tol=r.tol,
-                           max_steps=r.max_steps, seed=cell.seed), "mode": p["mode"]}
+                           max_steps=max(r.max_steps, 3 * r.spectrum_k), seed=cell.seed), "mode": p["mode"]}
 
 
 @dataclass

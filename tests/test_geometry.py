@@ -201,3 +201,15 @@ def test_measured_epochs_are_log_spaced_and_include_both_ends():
     assert p.epochs(30) == [0, 1, 2, 4, 8, 15, 30]
     assert TrainingGeometryParams(epoch_points=0).epochs(3) == [0, 1, 2, 3]
     assert p.epochs(1) == [0, 1]
+
+
+def test_minibatch_gradients_come_from_the_pool():
+    obj = _mlp(n=12)
+    pool = (torch.randn(40, 5, dtype=torch.float64), torch.arange(40) % 3)
+    own = epoch_geometry(obj, k=3, trace_probes=2, minibatches=2, batch_size=8, tol=1e-6, max_steps=obj.num_params)
+    drawn = epoch_geometry(obj, k=3, trace_probes=2, minibatches=2, batch_size=8, tol=1e-6, max_steps=obj.num_params,
+                           pool=pool)
+    assert own["full_fractions"] == drawn["full_fractions"]  # the loss and its eigenvectors are the objective's
+    assert own["minibatch_fractions"] != drawn["minibatch_fractions"]
+    whole = epoch_geometry(obj, k=3, trace_probes=2, minibatches=1, batch_size=12, tol=1e-6, max_steps=obj.num_params)
+    assert np.allclose(whole["minibatch_fractions"], whole["full_fractions"])  # a minibatch of all is the full batch

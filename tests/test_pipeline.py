@@ -299,7 +299,7 @@ FULL_AT_TOY_SIZE = {
     "notebooks.09_training_geometry.radii": [1.0], "notebooks.09_training_geometry.dims": [4],
     "notebooks.09_training_geometry.gold_train": 64, "notebooks.09_training_geometry.gold_width": 2,
     "notebooks.09_training_geometry.gold_steps": 2, "notebooks.09_training_geometry.gold_curvature_dims": 4,
-    "notebooks.09_training_geometry.model_features": 16, "notebooks.09_training_geometry.model_per_class": 8,
+    "notebooks.09_training_geometry.model_features": 32, "notebooks.09_training_geometry.model_per_class": 10,
     "notebooks.09_training_geometry.min_confinement": 0.0,
 }
 
