@@ -45,6 +45,18 @@ def best_of(fn, repeat: int) -> float:
     return min(times)
 
 
+def products(obj: ClassifierObjective, repeat: int) -> dict[str, dict[str, float]]:
+    """Seconds of each product on ``obj`` and their multiple of the forward pass."""
+    v = torch.randn(obj.num_params)
+    hop, gop = HessianOperator(obj), GaussNewtonOperator(obj)
+    row = {"forward": best_of(lambda: obj.loss(obj.params), repeat),
+           "gradient": best_of(lambda: torch.func.grad(obj.loss)(obj.params), repeat),
+           "hessian_product": best_of(lambda: hop.matvec(v), repeat),
+           "gauss_newton_product": best_of(lambda: gop.matvec(v), repeat),
+           "class_gradients": best_of(lambda: class_gradients(obj, 10), repeat)}
+    return {k: {"seconds": t, "x_forward": t / row["forward"]} for k, t in row.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=192)
@@ -61,17 +73,7 @@ def main() -> None:
     out = {"samples": args.samples, "threads": args.threads}
     for mode in ("eval", "train"):
         obj = ClassifierObjective(net, x, y)
-        if mode == "train":
-            obj = batch_statistics(obj, args.batch)
-        names = list(obj.params)
-        v = torch.randn(obj.num_params)
-        hop, gop = HessianOperator(obj), GaussNewtonOperator(obj)
-        row = {"forward": best_of(lambda: obj.loss(obj.params), args.repeat),
-               "gradient": best_of(lambda: torch.func.grad(obj.loss)(obj.params), args.repeat),
-               "hessian_product": best_of(lambda: hop.matvec(v), args.repeat),
-               "gauss_newton_product": best_of(lambda: gop.matvec(v), args.repeat),
-               "class_gradients": best_of(lambda: class_gradients(obj, 10), args.repeat)}
-        out[mode] = {k: {"seconds": t, "x_forward": t / row["forward"]} for k, t in row.items()}
+        out[mode] = products(batch_statistics(obj, args.batch) if mode == "train" else obj, args.repeat)
     obj = batch_statistics(ClassifierObjective(net, x, y), args.batch)
     names = list(obj.params)
     theta0 = flatten(obj.params, names)
@@ -95,7 +97,8 @@ def main() -> None:
         for k, r in out[mode].items():
             print(f"  {mode:5s} {k:22s} {r['seconds'] * 1e3:8.1f} ms  {r['x_forward']:5.1f}x forward")
     s = out["subspace_step"]
-    print(f"  subspace step (d = {s['dim']}) {s['seconds'] * 1e3:.1f} ms vs plain step {s['plain_step_seconds'] * 1e3:.1f} ms")
+    print(f"  subspace step (d = {s['dim']}) {s['seconds'] * 1e3:.1f} ms vs plain step "
+          f"{s['plain_step_seconds'] * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":

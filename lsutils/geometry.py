@@ -202,7 +202,8 @@ def epoch_geometry(objective: ClassifierObjective, *, k: int, trace_probes: int,
     trace = hutchinson_trace(op, trace_probes, seed=seed)
     full = _gradient(objective, objective.x, objective.y).double()
     gen = torch.Generator().manual_seed(seed)
-    px, py = (objective.x, objective.y) if pool is None else (pool[0].to(objective.device), pool[1].to(objective.device))
+    px, py = (objective.x, objective.y) if pool is None else (pool[0], pool[1])
+    px, py = px.to(objective.device), py.to(objective.device)
     mini = []
     for _ in range(minibatches):
         idx = torch.randperm(len(px), generator=gen)[:min(batch_size, len(px))].to(objective.device)
