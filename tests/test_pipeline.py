@@ -292,7 +292,7 @@ FULL_AT_TOY_SIZE = {
     "notebooks.08_taxonomy.curve_steps": 2, "notebooks.08_taxonomy.curve_points": 3,
     "notebooks.08_taxonomy.path_samples": 32, "notebooks.08_taxonomy.cka_samples": 32,
     "notebooks.08_taxonomy.min_acc_gain": 0.0,
-    "notebooks.09_training_geometry.samples": 32, "notebooks.09_training_geometry.batch_size": 16,
+    "notebooks.09_training_geometry.samples": 32, "notebooks.09_training_geometry.batch_size": 32,
     "notebooks.09_training_geometry.top_k": 11, "notebooks.09_training_geometry.spectrum_k": 11,
     "notebooks.09_training_geometry.max_steps": 14, "notebooks.09_training_geometry.trace_probes": 2,
     "notebooks.09_training_geometry.minibatches": 1, "notebooks.09_training_geometry.pinn_top_k": 3,
