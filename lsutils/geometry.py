@@ -52,7 +52,7 @@ from .gauss_newton import GaussNewtonOperator
 from . import artifacts
 from .data import Dataset
 from .directions import flatten
-from .hessian import HessianOperator, hutchinson_trace, top_eigenpairs
+from .hessian import Eigenpairs, HessianOperator, hutchinson_trace, top_eigenpairs
 from .models import ResNetSpec
 from .objectives import ClassifierObjective, PinnObjective
 from .settings import check, setting
@@ -121,11 +121,10 @@ def class_gradients(objective: ClassifierObjective, num_classes: int) -> Tensor:
                           for xb, yb in objective._batches()])
 
     _, pullback = vjp(losses, objective.params)
-    rows = []
+    dtype, rows = next(iter(objective.params.values())).dtype, []
     for c in range(num_classes):
-        mask = (objective.y == c).to(torch.get_default_dtype())
-        w = mask / mask.sum().clamp_min(1.0)
-        rows.append(flatten(pullback(w.to(next(iter(objective.params.values())).dtype))[0], names).double())
+        mask = (objective.y == c).to(dtype)
+        rows.append(flatten(pullback(mask / mask.sum().clamp_min(1.0))[0], names).double())
     return torch.stack(rows)
 
 
@@ -145,6 +144,12 @@ def class_overlap(basis: Tensor, class_grads: Tensor, tol: float = 1e-8) -> floa
     if q.shape[1] == 0:
         return float("nan")
     return float((basis @ q).pow(2).sum() / q.shape[1])
+
+
+def _top(op: HessianOperator, k: int, tol: float, max_steps: int, seed: int) -> tuple[Eigenpairs, Tensor]:
+    """The top ``k`` eigenpairs of ``op`` and their vectors as orthonormal rows ``[k, D]`` (float64)."""
+    eig = top_eigenpairs(op, k=min(k, op.dim), tol=tol, max_steps=max(max_steps, k + 2), seed=seed)
+    return eig, torch.stack([op.flatten(v) for v in eig.vectors]).double()
 
 
 def _operator(objective: ClassifierObjective, operator: str) -> HessianOperator:
@@ -169,8 +174,7 @@ def spectrum(objective: ClassifierObjective, operator: str, num_classes: int, *,
     if k < num_classes + 1:
         raise ValueError(f"k = {k}; allowed: at least num_classes + 1 = {num_classes + 1} (a gap after C)")
     op = _operator(objective, operator)
-    eig = top_eigenpairs(op, k=min(k, op.dim), tol=tol, max_steps=max(max_steps, k + 2), seed=seed)
-    basis = torch.stack([op.flatten(v) for v in eig.vectors]).double()
+    eig, basis = _top(op, k, tol, max_steps, seed)
     cg = class_gradients(objective, num_classes)
     unit = cg / cg.norm(dim=1, keepdim=True).clamp_min(1e-300)
     gap, typical = gap_ratio(eig.values, num_classes)
@@ -197,8 +201,7 @@ def epoch_geometry(objective: ClassifierObjective, *, k: int, trace_probes: int,
         ``weight_norm``, ``logit_scale``, ``loss`` and ``accuracy``.
     """
     op = HessianOperator(objective)
-    eig = top_eigenpairs(op, k=min(k, op.dim), tol=tol, max_steps=max(max_steps, k + 2), seed=seed)
-    basis = torch.stack([op.flatten(v) for v in eig.vectors]).double()
+    eig, basis = _top(op, k, tol, max_steps, seed)
     trace = hutchinson_trace(op, trace_probes, seed=seed)
     full = _gradient(objective, objective.x, objective.y).double()
     gen = torch.Generator().manual_seed(seed)
@@ -225,8 +228,7 @@ def term_confinement(objective: PinnObjective, *, k: int, tol: float = 1e-2, max
     terms (residual, initial and boundary condition), the cumulative fraction in the top
     eigenspace, ``k = 1..K``."""
     op = HessianOperator(objective)
-    eig = top_eigenpairs(op, k=min(k, op.dim), tol=tol, max_steps=max(max_steps, k + 2), seed=seed)
-    basis = torch.stack([op.flatten(v) for v in eig.vectors]).double()
+    eig, basis = _top(op, k, tol, max_steps, seed)
     names = list(objective.params)
     fractions = {"loss": energy_fractions(basis, flatten(grad(objective.loss)(objective.params), names).double())}
     for term in objective.terms(objective.params):

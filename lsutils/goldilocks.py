@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from .hessian import HessianOperator
 from .models import ResNetSpec
 from .objectives import ClassifierObjective
 from .settings import check, setting
-from .subspace import RandomSubspace, train_in_subspace
+from .subspace import RandomSubspace, minimize, train_in_subspace
 from .sweep import Cell
 
 __all__ = ["GoldilocksRecipe", "GoldilocksTask", "goldilocks_cells", "excess_curvature", "threshold_dimension",
@@ -132,7 +131,7 @@ class GoldilocksTask:
 
         out: dict[str, Any] = {"num_params": theta0.numel(), "init_norm": float(theta0.norm())}
         n = r.hessian_samples
-        obj = ClassifierObjective(copy.deepcopy(net), x[:n], y[:n], device=device, batch_size=r.batch_size)
+        obj = ClassifierObjective(net, x[:n], y[:n], device=device, batch_size=r.batch_size)
         if p["dim"]:
             sub = RandomSubspace(theta0.numel(), p["dim"], seed=cell.seed, dtype=theta0.dtype)
             basis = sub.dense()
@@ -143,15 +142,7 @@ class GoldilocksTask:
         else:  # the full space: every weight trained, P = I
             out.update({"kappa": float("nan"), "positive_fraction": float("nan"), "top": float("nan"),
                         "curvature_dims": 0})
-            theta = theta0.clone().requires_grad_(True)
-            opt, history = torch.optim.Adam([theta], lr=r.lr), []
-            for _ in range(r.steps):
-                opt.zero_grad()
-                value = loss(theta)
-                value.backward()
-                opt.step()
-                history.append(float(value.detach()))
-            theta = theta.detach()
+            theta, history = minimize(loss, theta0, steps=r.steps, lr=r.lr, optimizer="adam")
         test = ClassifierObjective(net, self.data.x_test, self.data.y_test, device=device, batch_size=500)
         metrics = test.metrics(unflatten(theta, params))
         tail = history[-max(1, len(history) // 10):]

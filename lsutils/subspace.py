@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["RandomSubspace", "train_in_subspace", "OPTIMIZERS"]
+__all__ = ["RandomSubspace", "train_in_subspace", "minimize", "OPTIMIZERS"]
 
 #: the optimizers of :func:`train_in_subspace`.
 OPTIMIZERS = ("sgd", "adam")
@@ -96,19 +96,28 @@ def train_in_subspace(loss: Callable[[Tensor], Tensor], theta0: Tensor, subspace
     in memory (faster than regenerating its blocks at every step)."""
     if theta0.numel() != subspace.dim:
         raise ValueError(f"theta0 has {theta0.numel()} entries; allowed: subspace.dim = {subspace.dim}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer = {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
     p = None if basis is None else basis.to(theta0.device, theta0.dtype)
     lift = subspace.lift if p is None else (lambda z: p @ z)
-    z = torch.zeros(subspace.rank, dtype=theta0.dtype, device=theta0.device, requires_grad=True)
-    opt = (torch.optim.SGD([z], lr=lr, momentum=momentum) if optimizer == "sgd"
-           else torch.optim.Adam([z], lr=lr))
+    z0 = torch.zeros(subspace.rank, dtype=theta0.dtype, device=theta0.device)
+    z, history = minimize(lambda z: loss(theta0 + lift(z)), z0, steps=steps, lr=lr, momentum=momentum,
+                          optimizer=optimizer)
+    with torch.no_grad():
+        return (theta0 + lift(z)).detach(), history
+
+
+def minimize(loss: Callable[[Tensor], Tensor], start: Tensor, *, steps: int, lr: float, momentum: float = 0.9,
+             optimizer: str = "sgd") -> tuple[Tensor, list[float]]:
+    """Minimize ``loss`` over a flat tensor from ``start`` by SGD with ``momentum`` or by Adam;
+    returns the final tensor and the loss of every step."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer = {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    x = start.detach().clone().requires_grad_(True)
+    opt = torch.optim.SGD([x], lr=lr, momentum=momentum) if optimizer == "sgd" else torch.optim.Adam([x], lr=lr)
     history = []
     for _ in range(steps):
         opt.zero_grad()
-        value = loss(theta0 + lift(z))
+        value = loss(x)
         value.backward()
         opt.step()
         history.append(float(value.detach()))
-    with torch.no_grad():
-        return (theta0 + lift(z)).detach(), history
+    return x.detach(), history
